@@ -1,0 +1,58 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Petrel",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "petrel", targets: ["petrel"]),
+        .executable(name: "petrel-bench", targets: ["PetrelBench"]),
+        .executable(name: "protocol-gen", targets: ["ProtocolGen"]),
+        .library(name: "KafkaProtocol", targets: ["KafkaProtocol"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+    ],
+    targets: [
+        // CRC-32C (Castagnoli): SSE4.2 hardware path with a slicing-by-8 fallback.
+        .target(name: "CCRC32C"),
+        // zlib, the one system library the package links (Debian: zlib1g-dev).
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // Sans-IO Kafka wire codec: primitives, generated messages, record batches v2.
+        .target(
+            name: "KafkaProtocol",
+            dependencies: [
+                "CCRC32C", "CZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        // Reads ../shared/kafka-protocol specs and writes Sources/KafkaProtocol/Generated.
+        .target(name: "ProtocolGenKit"),
+        .executableTarget(name: "ProtocolGen", dependencies: ["ProtocolGenKit"]),
+        .executableTarget(
+            name: "petrel",
+            dependencies: [
+                "KafkaProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "PetrelBench",
+            dependencies: [
+                "KafkaProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "KafkaProtocolTests",
+            dependencies: [
+                "KafkaProtocol", "ProtocolGenKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+    ]
+)

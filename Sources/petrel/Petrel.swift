@@ -1,0 +1,17 @@
+import ArgumentParser
+import KafkaProtocol
+
+@main
+struct Petrel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "petrel",
+        abstract: "Petrel: a Kafka-compatible, three-node replicated log broker.",
+        version: PetrelVersion.string,
+        subcommands: [Demo.self, Protocol.self],
+        defaultSubcommand: Demo.self
+    )
+}
+
+enum PetrelVersion {
+    static let string = "0.1.0"
+}
