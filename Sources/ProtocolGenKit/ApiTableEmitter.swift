@@ -151,6 +151,23 @@ struct ApiTableEmitter {
         w.line("}")
         w.close()
         w.line()
+        if !isRequest {
+            w.line("/// A response that refuses the whole request with `errorCode`: the top-level error code is")
+            w.line("/// set where the response has one; otherwise the response is empty (no topics, no results).")
+            w.open("public static func errorResponse(apiKey: ApiKey, errorCode: Int16) -> KafkaResponse")
+            w.line("switch apiKey {")
+            for a in apis {
+                let c = Self.caseName(forMessage: a.request.name)
+                if a.response.fields.contains(where: { $0.name == "ErrorCode" && $0.type == .int16 }) {
+                    w.line("case .\(c): return .\(c)(\(a.response.name)(errorCode: errorCode))")
+                } else {
+                    w.line("case .\(c): return .\(c)(\(a.response.name)())")
+                }
+            }
+            w.line("}")
+            w.close()
+            w.line()
+        }
         w.open("public func encode(into buffer: inout ByteBuffer, version: Int16) throws(KafkaProtocolError)")
         w.line("switch self {")
         for a in apis {

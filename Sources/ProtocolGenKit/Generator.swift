@@ -40,6 +40,8 @@ public enum Generator {
         files["\(sourceDirectory)/ApiKey.swift"] = tables.emitApiKey()
         files["\(sourceDirectory)/KafkaRequest.swift"] = tables.emitEnvelope(kind: "Request")
         files["\(sourceDirectory)/KafkaResponse.swift"] = tables.emitEnvelope(kind: "Response")
+        let errors = try String(contentsOf: specRoot.appendingPathComponent("errors.csv"), encoding: .utf8)
+        files["\(sourceDirectory)/KafkaErrorCode.swift"] = ErrorCodeEmitter.emit(try ErrorCodeEmitter.parse(errors))
 
         // Test support: one file of random-instance builders per spec folder, and the list.
         for input in inputs {
