@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "petrel", targets: ["petrel"]),
         .executable(name: "petrel-bench", targets: ["PetrelBench"]),
         .executable(name: "protocol-gen", targets: ["ProtocolGen"]),
+        .executable(name: "petrel-fuzz", targets: ["PetrelFuzz"]),
         .library(name: "KafkaProtocol", targets: ["KafkaProtocol"]),
     ],
     dependencies: [
@@ -45,6 +46,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        // libFuzzer target for the request decoder (scripts/fuzz); a plain build replays inputs.
+        .executableTarget(
+            name: "PetrelFuzz",
+            dependencies: ["KafkaProtocol", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "KafkaProtocolTests",
