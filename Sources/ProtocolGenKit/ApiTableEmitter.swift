@@ -153,13 +153,18 @@ struct ApiTableEmitter {
         w.line()
         if !isRequest {
             w.line("/// A response that refuses the whole request with `errorCode`: the top-level error code is")
-            w.line("/// set where the response has one; otherwise the response is empty (no topics, no results).")
-            w.open("public static func errorResponse(apiKey: ApiKey, errorCode: Int16) -> KafkaResponse")
+            w.line("/// set where the response has one at `version`; otherwise the response is empty (no topics,")
+            w.line("/// no results).")
+            w.open("public static func errorResponse(apiKey: ApiKey, version: Int16, errorCode: Int16) -> KafkaResponse")
             w.line("switch apiKey {")
             for a in apis {
                 let c = Self.caseName(forMessage: a.request.name)
-                if a.response.fields.contains(where: { $0.name == "ErrorCode" && $0.type == .int16 }) {
-                    w.line("case .\(c): return .\(c)(\(a.response.name)(errorCode: errorCode))")
+                if let field = a.response.fields.first(where: { $0.name == "ErrorCode" && $0.type == .int16 }) {
+                    let cond = MessageEmitter.condition(field.versions, in: a.response.validVersions)
+                    w.line("case .\(c):")
+                    w.line("    var response = \(a.response.name)()")
+                    w.line("    if \(cond ?? "true") { response.errorCode = errorCode }")
+                    w.line("    return .\(c)(response)")
                 } else {
                     w.line("case .\(c): return .\(c)(\(a.response.name)())")
                 }

@@ -19,9 +19,9 @@ struct ErrorCodeTests {
     @Test("every API's error response encodes at every version")
     func errorResponsesEncode() throws {
         for api in ApiKey.allCases {
-            let response = KafkaResponse.errorResponse(apiKey: api, errorCode: KafkaErrorCode.unsupportedVersion.rawValue)
-            #expect(response.apiKey == api)
             for version in api.validVersions {
+                let response = KafkaResponse.errorResponse(apiKey: api, version: version, errorCode: KafkaErrorCode.unsupportedVersion.rawValue)
+                #expect(response.apiKey == api)
                 var buffer = ByteBuffer()
                 try response.encode(into: &buffer, version: version)
                 let decoded = try KafkaResponse.decode(apiKey: api, version: version, from: &buffer)
@@ -29,7 +29,7 @@ struct ErrorCodeTests {
                 #expect(decoded.apiKey == api)
             }
         }
-        guard case .apiVersions(let r) = KafkaResponse.errorResponse(apiKey: .apiVersions, errorCode: 35) else {
+        guard case .apiVersions(let r) = KafkaResponse.errorResponse(apiKey: .apiVersions, version: 3, errorCode: 35) else {
             Issue.record("wrong case")
             return
         }

@@ -281,92 +281,264 @@ public enum KafkaResponse: Hashable, Sendable {
     }
 
     /// A response that refuses the whole request with `errorCode`: the top-level error code is
-    /// set where the response has one; otherwise the response is empty (no topics, no results).
-    public static func errorResponse(apiKey: ApiKey, errorCode: Int16) -> KafkaResponse {
+    /// set where the response has one at `version`; otherwise the response is empty (no topics,
+    /// no results).
+    public static func errorResponse(apiKey: ApiKey, version: Int16, errorCode: Int16) -> KafkaResponse {
         switch apiKey {
         case .produce: return .produce(ProduceResponse())
-        case .fetch: return .fetch(FetchResponse(errorCode: errorCode))
+        case .fetch:
+            var response = FetchResponse()
+            if version >= 7 { response.errorCode = errorCode }
+            return .fetch(response)
         case .listOffsets: return .listOffsets(ListOffsetsResponse())
         case .metadata: return .metadata(MetadataResponse())
-        case .leaderAndIsr: return .leaderAndIsr(LeaderAndIsrResponse(errorCode: errorCode))
-        case .stopReplica: return .stopReplica(StopReplicaResponse(errorCode: errorCode))
-        case .updateMetadata: return .updateMetadata(UpdateMetadataResponse(errorCode: errorCode))
-        case .controlledShutdown: return .controlledShutdown(ControlledShutdownResponse(errorCode: errorCode))
+        case .leaderAndIsr:
+            var response = LeaderAndIsrResponse()
+            if true { response.errorCode = errorCode }
+            return .leaderAndIsr(response)
+        case .stopReplica:
+            var response = StopReplicaResponse()
+            if true { response.errorCode = errorCode }
+            return .stopReplica(response)
+        case .updateMetadata:
+            var response = UpdateMetadataResponse()
+            if true { response.errorCode = errorCode }
+            return .updateMetadata(response)
+        case .controlledShutdown:
+            var response = ControlledShutdownResponse()
+            if true { response.errorCode = errorCode }
+            return .controlledShutdown(response)
         case .offsetCommit: return .offsetCommit(OffsetCommitResponse())
-        case .offsetFetch: return .offsetFetch(OffsetFetchResponse(errorCode: errorCode))
-        case .findCoordinator: return .findCoordinator(FindCoordinatorResponse(errorCode: errorCode))
-        case .joinGroup: return .joinGroup(JoinGroupResponse(errorCode: errorCode))
-        case .heartbeat: return .heartbeat(HeartbeatResponse(errorCode: errorCode))
-        case .leaveGroup: return .leaveGroup(LeaveGroupResponse(errorCode: errorCode))
-        case .syncGroup: return .syncGroup(SyncGroupResponse(errorCode: errorCode))
+        case .offsetFetch:
+            var response = OffsetFetchResponse()
+            if version >= 2 && version <= 7 { response.errorCode = errorCode }
+            return .offsetFetch(response)
+        case .findCoordinator:
+            var response = FindCoordinatorResponse()
+            if version <= 3 { response.errorCode = errorCode }
+            return .findCoordinator(response)
+        case .joinGroup:
+            var response = JoinGroupResponse()
+            if true { response.errorCode = errorCode }
+            return .joinGroup(response)
+        case .heartbeat:
+            var response = HeartbeatResponse()
+            if true { response.errorCode = errorCode }
+            return .heartbeat(response)
+        case .leaveGroup:
+            var response = LeaveGroupResponse()
+            if true { response.errorCode = errorCode }
+            return .leaveGroup(response)
+        case .syncGroup:
+            var response = SyncGroupResponse()
+            if true { response.errorCode = errorCode }
+            return .syncGroup(response)
         case .describeGroups: return .describeGroups(DescribeGroupsResponse())
-        case .listGroups: return .listGroups(ListGroupsResponse(errorCode: errorCode))
-        case .saslHandshake: return .saslHandshake(SaslHandshakeResponse(errorCode: errorCode))
-        case .apiVersions: return .apiVersions(ApiVersionsResponse(errorCode: errorCode))
+        case .listGroups:
+            var response = ListGroupsResponse()
+            if true { response.errorCode = errorCode }
+            return .listGroups(response)
+        case .saslHandshake:
+            var response = SaslHandshakeResponse()
+            if true { response.errorCode = errorCode }
+            return .saslHandshake(response)
+        case .apiVersions:
+            var response = ApiVersionsResponse()
+            if true { response.errorCode = errorCode }
+            return .apiVersions(response)
         case .createTopics: return .createTopics(CreateTopicsResponse())
         case .deleteTopics: return .deleteTopics(DeleteTopicsResponse())
         case .deleteRecords: return .deleteRecords(DeleteRecordsResponse())
-        case .initProducerId: return .initProducerId(InitProducerIdResponse(errorCode: errorCode))
+        case .initProducerId:
+            var response = InitProducerIdResponse()
+            if true { response.errorCode = errorCode }
+            return .initProducerId(response)
         case .offsetForLeaderEpoch: return .offsetForLeaderEpoch(OffsetForLeaderEpochResponse())
-        case .addPartitionsToTxn: return .addPartitionsToTxn(AddPartitionsToTxnResponse(errorCode: errorCode))
-        case .addOffsetsToTxn: return .addOffsetsToTxn(AddOffsetsToTxnResponse(errorCode: errorCode))
-        case .endTxn: return .endTxn(EndTxnResponse(errorCode: errorCode))
+        case .addPartitionsToTxn:
+            var response = AddPartitionsToTxnResponse()
+            if version >= 4 { response.errorCode = errorCode }
+            return .addPartitionsToTxn(response)
+        case .addOffsetsToTxn:
+            var response = AddOffsetsToTxnResponse()
+            if true { response.errorCode = errorCode }
+            return .addOffsetsToTxn(response)
+        case .endTxn:
+            var response = EndTxnResponse()
+            if true { response.errorCode = errorCode }
+            return .endTxn(response)
         case .writeTxnMarkers: return .writeTxnMarkers(WriteTxnMarkersResponse())
         case .txnOffsetCommit: return .txnOffsetCommit(TxnOffsetCommitResponse())
-        case .describeAcls: return .describeAcls(DescribeAclsResponse(errorCode: errorCode))
+        case .describeAcls:
+            var response = DescribeAclsResponse()
+            if true { response.errorCode = errorCode }
+            return .describeAcls(response)
         case .createAcls: return .createAcls(CreateAclsResponse())
         case .deleteAcls: return .deleteAcls(DeleteAclsResponse())
         case .describeConfigs: return .describeConfigs(DescribeConfigsResponse())
         case .alterConfigs: return .alterConfigs(AlterConfigsResponse())
         case .alterReplicaLogDirs: return .alterReplicaLogDirs(AlterReplicaLogDirsResponse())
-        case .describeLogDirs: return .describeLogDirs(DescribeLogDirsResponse(errorCode: errorCode))
-        case .saslAuthenticate: return .saslAuthenticate(SaslAuthenticateResponse(errorCode: errorCode))
+        case .describeLogDirs:
+            var response = DescribeLogDirsResponse()
+            if version >= 3 { response.errorCode = errorCode }
+            return .describeLogDirs(response)
+        case .saslAuthenticate:
+            var response = SaslAuthenticateResponse()
+            if true { response.errorCode = errorCode }
+            return .saslAuthenticate(response)
         case .createPartitions: return .createPartitions(CreatePartitionsResponse())
-        case .createDelegationToken: return .createDelegationToken(CreateDelegationTokenResponse(errorCode: errorCode))
-        case .renewDelegationToken: return .renewDelegationToken(RenewDelegationTokenResponse(errorCode: errorCode))
-        case .expireDelegationToken: return .expireDelegationToken(ExpireDelegationTokenResponse(errorCode: errorCode))
-        case .describeDelegationToken: return .describeDelegationToken(DescribeDelegationTokenResponse(errorCode: errorCode))
+        case .createDelegationToken:
+            var response = CreateDelegationTokenResponse()
+            if true { response.errorCode = errorCode }
+            return .createDelegationToken(response)
+        case .renewDelegationToken:
+            var response = RenewDelegationTokenResponse()
+            if true { response.errorCode = errorCode }
+            return .renewDelegationToken(response)
+        case .expireDelegationToken:
+            var response = ExpireDelegationTokenResponse()
+            if true { response.errorCode = errorCode }
+            return .expireDelegationToken(response)
+        case .describeDelegationToken:
+            var response = DescribeDelegationTokenResponse()
+            if true { response.errorCode = errorCode }
+            return .describeDelegationToken(response)
         case .deleteGroups: return .deleteGroups(DeleteGroupsResponse())
-        case .electLeaders: return .electLeaders(ElectLeadersResponse(errorCode: errorCode))
+        case .electLeaders:
+            var response = ElectLeadersResponse()
+            if version >= 1 { response.errorCode = errorCode }
+            return .electLeaders(response)
         case .incrementalAlterConfigs: return .incrementalAlterConfigs(IncrementalAlterConfigsResponse())
-        case .alterPartitionReassignments: return .alterPartitionReassignments(AlterPartitionReassignmentsResponse(errorCode: errorCode))
-        case .listPartitionReassignments: return .listPartitionReassignments(ListPartitionReassignmentsResponse(errorCode: errorCode))
-        case .offsetDelete: return .offsetDelete(OffsetDeleteResponse(errorCode: errorCode))
-        case .describeClientQuotas: return .describeClientQuotas(DescribeClientQuotasResponse(errorCode: errorCode))
+        case .alterPartitionReassignments:
+            var response = AlterPartitionReassignmentsResponse()
+            if true { response.errorCode = errorCode }
+            return .alterPartitionReassignments(response)
+        case .listPartitionReassignments:
+            var response = ListPartitionReassignmentsResponse()
+            if true { response.errorCode = errorCode }
+            return .listPartitionReassignments(response)
+        case .offsetDelete:
+            var response = OffsetDeleteResponse()
+            if true { response.errorCode = errorCode }
+            return .offsetDelete(response)
+        case .describeClientQuotas:
+            var response = DescribeClientQuotasResponse()
+            if true { response.errorCode = errorCode }
+            return .describeClientQuotas(response)
         case .alterClientQuotas: return .alterClientQuotas(AlterClientQuotasResponse())
-        case .describeUserScramCredentials: return .describeUserScramCredentials(DescribeUserScramCredentialsResponse(errorCode: errorCode))
+        case .describeUserScramCredentials:
+            var response = DescribeUserScramCredentialsResponse()
+            if true { response.errorCode = errorCode }
+            return .describeUserScramCredentials(response)
         case .alterUserScramCredentials: return .alterUserScramCredentials(AlterUserScramCredentialsResponse())
-        case .vote: return .vote(VoteResponse(errorCode: errorCode))
-        case .beginQuorumEpoch: return .beginQuorumEpoch(BeginQuorumEpochResponse(errorCode: errorCode))
-        case .endQuorumEpoch: return .endQuorumEpoch(EndQuorumEpochResponse(errorCode: errorCode))
-        case .describeQuorum: return .describeQuorum(DescribeQuorumResponse(errorCode: errorCode))
-        case .alterPartition: return .alterPartition(AlterPartitionResponse(errorCode: errorCode))
-        case .updateFeatures: return .updateFeatures(UpdateFeaturesResponse(errorCode: errorCode))
-        case .envelope: return .envelope(EnvelopeResponse(errorCode: errorCode))
-        case .fetchSnapshot: return .fetchSnapshot(FetchSnapshotResponse(errorCode: errorCode))
-        case .describeCluster: return .describeCluster(DescribeClusterResponse(errorCode: errorCode))
+        case .vote:
+            var response = VoteResponse()
+            if true { response.errorCode = errorCode }
+            return .vote(response)
+        case .beginQuorumEpoch:
+            var response = BeginQuorumEpochResponse()
+            if true { response.errorCode = errorCode }
+            return .beginQuorumEpoch(response)
+        case .endQuorumEpoch:
+            var response = EndQuorumEpochResponse()
+            if true { response.errorCode = errorCode }
+            return .endQuorumEpoch(response)
+        case .describeQuorum:
+            var response = DescribeQuorumResponse()
+            if true { response.errorCode = errorCode }
+            return .describeQuorum(response)
+        case .alterPartition:
+            var response = AlterPartitionResponse()
+            if true { response.errorCode = errorCode }
+            return .alterPartition(response)
+        case .updateFeatures:
+            var response = UpdateFeaturesResponse()
+            if true { response.errorCode = errorCode }
+            return .updateFeatures(response)
+        case .envelope:
+            var response = EnvelopeResponse()
+            if true { response.errorCode = errorCode }
+            return .envelope(response)
+        case .fetchSnapshot:
+            var response = FetchSnapshotResponse()
+            if true { response.errorCode = errorCode }
+            return .fetchSnapshot(response)
+        case .describeCluster:
+            var response = DescribeClusterResponse()
+            if true { response.errorCode = errorCode }
+            return .describeCluster(response)
         case .describeProducers: return .describeProducers(DescribeProducersResponse())
-        case .brokerRegistration: return .brokerRegistration(BrokerRegistrationResponse(errorCode: errorCode))
-        case .brokerHeartbeat: return .brokerHeartbeat(BrokerHeartbeatResponse(errorCode: errorCode))
-        case .unregisterBroker: return .unregisterBroker(UnregisterBrokerResponse(errorCode: errorCode))
+        case .brokerRegistration:
+            var response = BrokerRegistrationResponse()
+            if true { response.errorCode = errorCode }
+            return .brokerRegistration(response)
+        case .brokerHeartbeat:
+            var response = BrokerHeartbeatResponse()
+            if true { response.errorCode = errorCode }
+            return .brokerHeartbeat(response)
+        case .unregisterBroker:
+            var response = UnregisterBrokerResponse()
+            if true { response.errorCode = errorCode }
+            return .unregisterBroker(response)
         case .describeTransactions: return .describeTransactions(DescribeTransactionsResponse())
-        case .listTransactions: return .listTransactions(ListTransactionsResponse(errorCode: errorCode))
-        case .allocateProducerIds: return .allocateProducerIds(AllocateProducerIdsResponse(errorCode: errorCode))
-        case .consumerGroupHeartbeat: return .consumerGroupHeartbeat(ConsumerGroupHeartbeatResponse(errorCode: errorCode))
+        case .listTransactions:
+            var response = ListTransactionsResponse()
+            if true { response.errorCode = errorCode }
+            return .listTransactions(response)
+        case .allocateProducerIds:
+            var response = AllocateProducerIdsResponse()
+            if true { response.errorCode = errorCode }
+            return .allocateProducerIds(response)
+        case .consumerGroupHeartbeat:
+            var response = ConsumerGroupHeartbeatResponse()
+            if true { response.errorCode = errorCode }
+            return .consumerGroupHeartbeat(response)
         case .consumerGroupDescribe: return .consumerGroupDescribe(ConsumerGroupDescribeResponse())
-        case .controllerRegistration: return .controllerRegistration(ControllerRegistrationResponse(errorCode: errorCode))
-        case .getTelemetrySubscriptions: return .getTelemetrySubscriptions(GetTelemetrySubscriptionsResponse(errorCode: errorCode))
-        case .pushTelemetry: return .pushTelemetry(PushTelemetryResponse(errorCode: errorCode))
-        case .assignReplicasToDirs: return .assignReplicasToDirs(AssignReplicasToDirsResponse(errorCode: errorCode))
-        case .listClientMetricsResources: return .listClientMetricsResources(ListClientMetricsResourcesResponse(errorCode: errorCode))
+        case .controllerRegistration:
+            var response = ControllerRegistrationResponse()
+            if true { response.errorCode = errorCode }
+            return .controllerRegistration(response)
+        case .getTelemetrySubscriptions:
+            var response = GetTelemetrySubscriptionsResponse()
+            if true { response.errorCode = errorCode }
+            return .getTelemetrySubscriptions(response)
+        case .pushTelemetry:
+            var response = PushTelemetryResponse()
+            if true { response.errorCode = errorCode }
+            return .pushTelemetry(response)
+        case .assignReplicasToDirs:
+            var response = AssignReplicasToDirsResponse()
+            if true { response.errorCode = errorCode }
+            return .assignReplicasToDirs(response)
+        case .listClientMetricsResources:
+            var response = ListClientMetricsResourcesResponse()
+            if true { response.errorCode = errorCode }
+            return .listClientMetricsResources(response)
         case .describeTopicPartitions: return .describeTopicPartitions(DescribeTopicPartitionsResponse())
-        case .shareGroupHeartbeat: return .shareGroupHeartbeat(ShareGroupHeartbeatResponse(errorCode: errorCode))
+        case .shareGroupHeartbeat:
+            var response = ShareGroupHeartbeatResponse()
+            if true { response.errorCode = errorCode }
+            return .shareGroupHeartbeat(response)
         case .shareGroupDescribe: return .shareGroupDescribe(ShareGroupDescribeResponse())
-        case .shareFetch: return .shareFetch(ShareFetchResponse(errorCode: errorCode))
-        case .shareAcknowledge: return .shareAcknowledge(ShareAcknowledgeResponse(errorCode: errorCode))
-        case .addRaftVoter: return .addRaftVoter(AddRaftVoterResponse(errorCode: errorCode))
-        case .removeRaftVoter: return .removeRaftVoter(RemoveRaftVoterResponse(errorCode: errorCode))
-        case .updateRaftVoter: return .updateRaftVoter(UpdateRaftVoterResponse(errorCode: errorCode))
+        case .shareFetch:
+            var response = ShareFetchResponse()
+            if true { response.errorCode = errorCode }
+            return .shareFetch(response)
+        case .shareAcknowledge:
+            var response = ShareAcknowledgeResponse()
+            if true { response.errorCode = errorCode }
+            return .shareAcknowledge(response)
+        case .addRaftVoter:
+            var response = AddRaftVoterResponse()
+            if true { response.errorCode = errorCode }
+            return .addRaftVoter(response)
+        case .removeRaftVoter:
+            var response = RemoveRaftVoterResponse()
+            if true { response.errorCode = errorCode }
+            return .removeRaftVoter(response)
+        case .updateRaftVoter:
+            var response = UpdateRaftVoterResponse()
+            if true { response.errorCode = errorCode }
+            return .updateRaftVoter(response)
         case .initializeShareGroupState: return .initializeShareGroupState(InitializeShareGroupStateResponse())
         case .readShareGroupState: return .readShareGroupState(ReadShareGroupStateResponse())
         case .writeShareGroupState: return .writeShareGroupState(WriteShareGroupStateResponse())
