@@ -15,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // CRC-32C (Castagnoli): SSE4.2 hardware path with a slicing-by-8 fallback.
@@ -29,14 +32,37 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // Kafka's on-disk log: segments, offset/time indexes, checkpoints, recovery, retention.
+        .target(
+            name: "LogStorage",
+            dependencies: [
+                "KafkaProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The broker: NIO server, request handlers, partitions, configuration, metrics.
+        .target(
+            name: "Broker",
+            dependencies: [
+                "KafkaProtocol", "LogStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         // Reads ../shared/kafka-protocol specs and writes Sources/KafkaProtocol/Generated.
         .target(name: "ProtocolGenKit"),
         .executableTarget(name: "ProtocolGen", dependencies: ["ProtocolGenKit"]),
         .executableTarget(
             name: "petrel",
             dependencies: [
-                "KafkaProtocol",
+                "KafkaProtocol", "Broker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
@@ -58,6 +84,18 @@ let package = Package(
                 "KafkaProtocol", "ProtocolGenKit",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(
+            name: "LogStorageTests",
+            dependencies: ["LogStorage", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "BrokerTests",
+            dependencies: [
+                "Broker", "KafkaProtocol", "LogStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
     ]

@@ -2,12 +2,12 @@ import ArgumentParser
 import KafkaProtocol
 
 @main
-struct Petrel: ParsableCommand {
+struct Petrel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "petrel",
         abstract: "Petrel: a Kafka-compatible, three-node replicated log broker.",
         version: PetrelVersion.string,
-        subcommands: [Demo.self, Protocol.self],
+        subcommands: [Demo.self, BrokerCommand.self, Protocol.self],
         defaultSubcommand: Demo.self
     )
 }

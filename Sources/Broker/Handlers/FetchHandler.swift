@@ -1,0 +1,110 @@
+import KafkaProtocol
+import LogStorage
+import NIOCore
+
+extension RequestRouter {
+    /// Fetch: reads whole batches as stored (no re-encoding) up to the high watermark (consumers)
+    /// or the log end (followers), honouring partition and response byte limits; waits up to
+    /// MaxWaitMs for MinBytes (long poll). Fetch sessions are not kept: session id 0 tells
+    /// clients to send full fetch requests, which every client supports.
+    func handleFetch(_ request: FetchRequest, _ context: RequestContext) -> HandlerResult {
+        let replicaId = context.apiVersion >= 15 ? request.replicaState.replicaId : request.replicaId
+        let isFollower = replicaId >= 0
+        let image = broker.metadata.current()
+
+        // Resolve names (v13+ sends topic ids) once.
+        struct Wanted: Sendable {
+            var topicIndex: Int
+            var name: String?
+            var partition: FetchRequest.FetchPartition
+        }
+        var wanted = [Wanted]()
+        var topicNames = [String?]()
+        for (i, topic) in request.topics.enumerated() {
+            let name: String? = context.apiVersion >= 13 ? image.topicNames[topic.topicId] : topic.topic
+            topicNames.append(name)
+            for p in topic.partitions { wanted.append(Wanted(topicIndex: i, name: name, partition: p)) }
+        }
+        let responseMaxBytes = context.apiVersion >= 3 ? max(Int(request.maxBytes), 0) : Int.max
+        let version = context.apiVersion
+        let topics = request.topics
+        let replicas = broker.replicas
+        let minBytes = max(Int(request.minBytes), 1)
+        let items = wanted
+
+        let attempt: @Sendable (Bool) -> KafkaResponse? = { force in
+            var response = FetchResponse()
+            var total = 0
+            var anyError = false
+            var topicResponses = [FetchResponse.FetchableTopicResponse]()
+            var current = -1
+            for item in items {
+                if item.topicIndex != current {
+                    current = item.topicIndex
+                    topicResponses.append(.init(topic: version < 13 ? (item.name ?? topics[item.topicIndex].topic) : "",
+                                                topicId: version >= 13 ? topics[item.topicIndex].topicId : .zero))
+                }
+                var data = FetchResponse.PartitionData(partitionIndex: item.partition.partition)
+                data.abortedTransactions = version >= 4 ? [] : nil
+                if version < 4 { data.abortedTransactions = nil }
+                guard let name = item.name else {
+                    data.errorCode = KafkaErrorCode.unknownTopicId.code
+                    anyError = true
+                    topicResponses[topicResponses.count - 1].partitions.append(data)
+                    continue
+                }
+                guard let partition = replicas.partition(TopicPartition(topic: name, partition: item.partition.partition)) else {
+                    data.errorCode = (image.topics[name] == nil ? KafkaErrorCode.unknownTopicOrPartition : .notLeaderOrFollower).code
+                    anyError = true
+                    topicResponses[topicResponses.count - 1].partitions.append(data)
+                    continue
+                }
+                let leaderEpoch = partition.leaderEpoch
+                if item.partition.currentLeaderEpoch >= 0 && item.partition.currentLeaderEpoch < leaderEpoch && version >= 9 {
+                    data.errorCode = KafkaErrorCode.fencedLeaderEpoch.code
+                    anyError = true
+                } else if item.partition.currentLeaderEpoch > leaderEpoch && version >= 9 {
+                    data.errorCode = KafkaErrorCode.unknownLeaderEpoch.code
+                    anyError = true
+                } else {
+                    let budget = min(Int(item.partition.partitionMaxBytes), max(responseMaxBytes - total, 0))
+                    do {
+                        let read = try partition.read(offset: item.partition.fetchOffset, maxBytes: budget,
+                                                      minOneBatch: total == 0, isFollower: isFollower)
+                        data.highWatermark = read.highWatermark
+                        data.lastStableOffset = read.highWatermark
+                        data.logStartOffset = read.logStartOffset
+                        data.records = read.records
+                        total += read.records.readableBytes
+                    } catch let error as LogStorageError {
+                        data.errorCode = error.kafkaErrorCode
+                        data.highWatermark = partition.highWatermark
+                        data.logStartOffset = partition.log.logStartOffset
+                        anyError = true
+                    } catch {
+                        data.errorCode = KafkaErrorCode.kafkaStorageError.code
+                        data.highWatermark = partition.highWatermark
+                        data.logStartOffset = partition.log.logStartOffset
+                        anyError = true
+                    }
+                }
+                if data.records == nil { data.records = ByteBuffer() }
+                topicResponses[topicResponses.count - 1].partitions.append(data)
+            }
+            guard force || anyError || total >= minBytes else { return nil }
+            response.responses = topicResponses
+            return .fetch(response)
+        }
+
+        if let immediate = attempt(request.maxWaitMs <= 0) {
+            return .response(immediate)
+        }
+        let promise = context.eventLoop.makePromise(of: KafkaResponse.self)
+        let partitions = items.compactMap { w in w.name.map { TopicPartition(topic: $0, partition: w.partition.partition) } }
+        let waiter = DelayedFetches.Waiter(eventLoop: context.eventLoop, partitions: partitions, promise: promise, attempt: attempt)
+        replicas.delayedFetches.add(waiter, maxWait: .milliseconds(Int64(request.maxWaitMs)))
+        // An append may have landed between the first attempt and registration.
+        waiter.tryComplete(force: false)
+        return .deferred(promise.futureResult)
+    }
+}

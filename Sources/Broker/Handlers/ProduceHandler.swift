@@ -1,0 +1,54 @@
+import KafkaProtocol
+import LogStorage
+import NIOCore
+
+extension RequestRouter {
+    /// Produce: appends each partition's batches as received (offsets assigned in place, CRC
+    /// checked, nothing re-encoded). acks=0 gets no response; acks=1 and acks=-1 are answered
+    /// once the write is in the log and, for -1, in every ISR member (this broker alone until
+    /// replication lands).
+    func handleProduce(_ request: ProduceRequest, _ context: RequestContext) -> HandlerResult {
+        let acks = request.acks
+        var response = ProduceResponse()
+        let validAcks = acks == 0 || acks == 1 || acks == -1
+        if request.transactionalId != nil {
+            context.logger.warning("transactional produce is not supported yet; answering TRANSACTIONAL_ID_AUTHORIZATION_FAILED")
+        }
+        for topic in request.topicData {
+            var topicResponse = ProduceResponse.TopicProduceResponse(name: topic.name)
+            for data in topic.partitionData {
+                var result = ProduceResponse.PartitionProduceResponse(index: data.index, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1)
+                let tp = TopicPartition(topic: topic.name, partition: data.index)
+                if !validAcks {
+                    result.errorCode = KafkaErrorCode.invalidRequiredAcks.code
+                } else if request.transactionalId != nil {
+                    result.errorCode = KafkaErrorCode.transactionalIdAuthorizationFailed.code
+                } else if let partition = broker.replicas.partition(tp) {
+                    switch partition.appendAsLeader(data.records, requiredAcks: acks) {
+                    case .success(let appended):
+                        result.baseOffset = appended.baseOffset
+                        result.logAppendTimeMs = appended.logAppendTime
+                        result.logStartOffset = appended.logStartOffset
+                        broker.replicas.delayedFetches.wake(tp)
+                    case .failure(let failure):
+                        result.errorCode = failure.code.code
+                        if context.apiVersion >= 8 {
+                            result.errorMessage = failure.message
+                            if let index = failure.batchIndex {
+                                result.recordErrors = [.init(batchIndex: index, batchIndexErrorMessage: failure.message)]
+                            }
+                        }
+                        context.logger(topic: tp.topic, partition: tp.partition)
+                            .warning("produce to \(tp) refused: \(failure.code.name): \(failure.message)")
+                    }
+                } else {
+                    let known = broker.metadata.current().topics[topic.name] != nil
+                    result.errorCode = (known ? KafkaErrorCode.notLeaderOrFollower : .unknownTopicOrPartition).code
+                }
+                topicResponse.partitionResponses.append(result)
+            }
+            response.responses.append(topicResponse)
+        }
+        return acks == 0 ? .noResponse : .response(.produce(response))
+    }
+}

@@ -1,0 +1,269 @@
+import KafkaProtocol
+import Logging
+import Synchronization
+
+/// A topic to create, as CreateTopics, auto-creation and the admin tools describe it.
+struct TopicCreation: Sendable {
+    var name: String
+    var partitions: Int32  // -1: num.partitions
+    var replicationFactor: Int16  // -1: default.replication.factor
+    var assignments: [Int32: [Int32]]  // manual replica assignment, partition → brokers
+    var configs: [String: String]
+}
+
+struct TopicOperationResult: Sendable {
+    var name: String
+    var topicId: KafkaUUID = .zero
+    var error: KafkaErrorCode?
+    var message: String?
+    var partitions: Int32 = -1
+    var replicationFactor: Int16 = -1
+}
+
+/// Where metadata records are made durable before they are applied. Single node: a local
+/// `__cluster_metadata-0` log; with the Raft quorum (issue 4), the replicated metadata log.
+protocol MetadataLogStore: Sendable {
+    func append(_ records: [MetadataRecord]) throws -> Int64
+    func replay() throws -> [MetadataRecord]
+}
+
+/// The metadata image every handler reads, and the controller operations that change it.
+/// Operations are serialised (as Kafka's controller is single-threaded); reads take a snapshot
+/// (copy-on-write) and never wait for an operation's disk write.
+final class MetadataManager: Sendable {
+    private let image = Mutex(MetadataImage())
+    private let controllerLock = Mutex(())
+    private let store: MetadataLogStore
+    private let settings: ControllerSettings
+    private let onChange: @Sendable (MetadataImage) -> Void
+
+    struct ControllerSettings: Sendable {
+        var nodeId: Int32
+        var defaultPartitions: Int32
+        var defaultReplicationFactor: Int16
+        var validateTopicConfigs: @Sendable ([String: String]) -> (KafkaErrorCode, String)?
+    }
+
+    init(store: MetadataLogStore, settings: ControllerSettings, onChange: @escaping @Sendable (MetadataImage) -> Void) {
+        self.store = store
+        self.settings = settings
+        self.onChange = onChange
+    }
+
+    func current() -> MetadataImage { image.withLock { $0 } }
+
+    /// Replays the metadata log into the image (at startup).
+    func load(logger: Logger) throws {
+        let records = try store.replay()
+        let loaded = image.withLock { img -> MetadataImage in
+            for record in records { img.apply(record) }
+            return img
+        }
+        logger.info("metadata loaded: \(records.count) records, \(loaded.topics.count) topics")
+        onChange(loaded)
+    }
+
+    /// Appends records durably, then applies them and tells the broker.
+    private func commit(_ records: [MetadataRecord]) throws {
+        guard !records.isEmpty else { return }
+        let offset = try store.append(records)
+        let updated = image.withLock { img -> MetadataImage in
+            for record in records { img.apply(record) }
+            img.offset = offset
+            return img
+        }
+        onChange(updated)
+    }
+
+    func registerBroker(id: Int32, host: String, port: Int, logger: Logger) throws {
+        try controllerLock.withLock { _ in
+            let current = current()
+            if let existing = current.brokers[id], existing.host == host, existing.port == Int32(port), !existing.fenced { return }
+            var record = RegisterBrokerRecord()
+            record.brokerId = id
+            record.incarnationId = KafkaUUID.random()
+            record.endPoints = [.init(name: "PLAINTEXT", host: host, port: UInt16(clamping: port), securityProtocol: 0)]
+            record.fenced = false
+            record.rack = nil
+            try commit([.registerBroker(record)])
+        }
+    }
+
+    func createTopics(_ topics: [TopicCreation], validateOnly: Bool, logger: Logger) -> [TopicOperationResult] {
+        controllerLock.withLock { _ in
+            var results = [TopicOperationResult]()
+            var seen = Set<String>()
+            for request in topics {
+                var result = TopicOperationResult(name: request.name)
+                let current = current()
+                if !seen.insert(request.name).inserted {
+                    result.error = .invalidRequest
+                    result.message = "topic \(request.name) appears more than once in the request"
+                } else if let why = TopicNames.validate(request.name) {
+                    result.error = .invalidTopicException
+                    result.message = why
+                } else if current.topics[request.name] != nil {
+                    result.error = .topicAlreadyExists
+                    result.message = "Topic '\(request.name)' already exists."
+                } else if let (code, message) = settings.validateTopicConfigs(request.configs) {
+                    result.error = code
+                    result.message = message
+                } else {
+                    let live = current.brokers.values.filter { !$0.fenced }.map(\.id).sorted()
+                    let brokers = live.isEmpty ? [settings.nodeId] : live
+                    let partitions = request.partitions == -1 ? settings.defaultPartitions : request.partitions
+                    let rf = request.replicationFactor == -1 ? settings.defaultReplicationFactor : request.replicationFactor
+                    if !request.assignments.isEmpty && (request.partitions != -1 || request.replicationFactor != -1) {
+                        result.error = .invalidRequest
+                        result.message = "both manual replica assignments and numPartitions/replicationFactor were given"
+                    } else if request.assignments.isEmpty && partitions <= 0 {
+                        result.error = .invalidPartitions
+                        result.message = "Number of partitions must be larger than 0."
+                    } else if request.assignments.isEmpty && (rf <= 0 || Int(rf) > brokers.count) {
+                        result.error = .invalidReplicationFactor
+                        result.message = "Replication factor: \(rf) larger than available brokers: \(brokers.count)."
+                    } else {
+                        let assignment = request.assignments.isEmpty
+                            ? Self.assignReplicas(partitions: partitions, startAt: 0, replicationFactor: Int(rf), brokers: brokers, seed: request.name)
+                            : request.assignments
+                        if let bad = assignment.values.first(where: { Set($0).count != $0.count || $0.isEmpty || !$0.allSatisfy(brokers.contains) }) {
+                            result.error = .invalidReplicaAssignment
+                            result.message = "replica assignment \(bad) names unknown or repeated brokers"
+                        } else if Set(assignment.keys) != Set(0..<Int32(assignment.count)) {
+                            result.error = .invalidReplicaAssignment
+                            result.message = "replica assignments must cover partitions 0..<\(assignment.count)"
+                        } else {
+                            result.topicId = KafkaUUID.random()
+                            result.partitions = Int32(assignment.count)
+                            result.replicationFactor = Int16(assignment[0]?.count ?? 0)
+                            if !validateOnly {
+                                var records: [MetadataRecord] = [.topic(TopicRecord(name: request.name, topicId: result.topicId))]
+                                for (name, value) in request.configs.sorted(by: { $0.key < $1.key }) {
+                                    records.append(.config(ConfigRecord(resourceType: ConfigResourceType.topic.rawValue, resourceName: request.name, name: name, value: value)))
+                                }
+                                for p in assignment.keys.sorted() {
+                                    let replicas = assignment[p]!
+                                    records.append(.partition(PartitionRecord(
+                                        partitionId: p, topicId: result.topicId, replicas: replicas, isr: replicas,
+                                        leader: replicas[0], leaderEpoch: 0, partitionEpoch: 0)))
+                                }
+                                do {
+                                    try commit(records)
+                                    logger.info("created topic \(request.name) with \(assignment.count) partitions, replication factor \(result.replicationFactor), id \(result.topicId)")
+                                } catch {
+                                    result.error = .kafkaStorageError
+                                    result.message = "could not write the metadata log: \(error)"
+                                }
+                            }
+                        }
+                    }
+                }
+                results.append(result)
+            }
+            return results
+        }
+    }
+
+    func deleteTopics(names: [String], logger: Logger) -> [TopicOperationResult] {
+        controllerLock.withLock { _ in
+            names.map { name in
+                var result = TopicOperationResult(name: name)
+                guard let topic = current().topics[name] else {
+                    result.error = .unknownTopicOrPartition
+                    result.message = "This server does not host this topic-partition."
+                    return result
+                }
+                result.topicId = topic.id
+                do {
+                    try commit([.removeTopic(RemoveTopicRecord(topicId: topic.id))])
+                    logger.info("deleted topic \(name) (id \(topic.id))")
+                } catch {
+                    result.error = .kafkaStorageError
+                    result.message = "could not write the metadata log: \(error)"
+                }
+                return result
+            }
+        }
+    }
+
+    /// Grows a topic to `count` partitions (CreatePartitions).
+    func createPartitions(topic name: String, count: Int32, assignments: [[Int32]]?, validateOnly: Bool, logger: Logger) -> (KafkaErrorCode, String?) {
+        controllerLock.withLock { _ in
+            let current = current()
+            guard let topic = current.topics[name] else {
+                return (.unknownTopicOrPartition, "Topic '\(name)' does not exist.")
+            }
+            let existing = Int32(topic.partitions.count)
+            guard count > existing else {
+                return (.invalidPartitions, "Topic currently has \(existing) partitions, \(count) would not be an increase.")
+            }
+            let rf = topic.partitions.first?.replicas.count ?? 1
+            let live = current.brokers.values.filter { !$0.fenced }.map(\.id).sorted()
+            let brokers = live.isEmpty ? [settings.nodeId] : live
+            var newAssignments: [Int32: [Int32]] = [:]
+            if let assignments {
+                guard assignments.count == Int(count - existing) else {
+                    return (.invalidReplicaAssignment, "\(assignments.count) assignments given for \(count - existing) new partitions")
+                }
+                for (i, replicas) in assignments.enumerated() {
+                    guard !replicas.isEmpty, Set(replicas).count == replicas.count, replicas.allSatisfy(brokers.contains) else {
+                        return (.invalidReplicaAssignment, "replica assignment \(replicas) names unknown or repeated brokers")
+                    }
+                    newAssignments[existing + Int32(i)] = replicas
+                }
+            } else {
+                guard rf <= brokers.count else {
+                    return (.invalidReplicationFactor, "Replication factor: \(rf) larger than available brokers: \(brokers.count).")
+                }
+                newAssignments = Self.assignReplicas(partitions: count - existing, startAt: existing, replicationFactor: rf, brokers: brokers, seed: name)
+            }
+            if validateOnly { return (.none, nil) }
+            let records: [MetadataRecord] = newAssignments.keys.sorted().map { p in
+                let replicas = newAssignments[p]!
+                return .partition(PartitionRecord(partitionId: p, topicId: topic.id, replicas: replicas, isr: replicas, leader: replicas[0], leaderEpoch: 0, partitionEpoch: 0))
+            }
+            do {
+                try commit(records)
+                logger.info("topic \(name) grown from \(existing) to \(count) partitions")
+                return (.none, nil)
+            } catch {
+                return (.kafkaStorageError, "could not write the metadata log: \(error)")
+            }
+        }
+    }
+
+    /// Sets (value) or removes (nil) configs of one resource.
+    func alterConfigs(type: ConfigResourceType, name: String, changes: [(String, String?)], logger: Logger) throws {
+        try controllerLock.withLock { _ in
+            let records = changes.map { MetadataRecord.config(ConfigRecord(resourceType: type.rawValue, resourceName: name, name: $0.0, value: $0.1)) }
+            try commit(records)
+            logger.info("altered \(changes.count) config(s) of \(type) \(name)")
+        }
+    }
+
+    /// Allocates a block of producer ids.
+    func allocateProducerIds(count: Int64) throws -> Int64 {
+        try controllerLock.withLock { _ in
+            let first = current().nextProducerId
+            try commit([.producerIds(ProducerIdsRecord(brokerId: settings.nodeId, brokerEpoch: 0, nextProducerId: first + count))])
+            return first
+        }
+    }
+
+    /// Kafka's round-robin assignment with a per-topic starting broker, so that topics spread.
+    static func assignReplicas(partitions: Int32, startAt: Int32, replicationFactor: Int, brokers: [Int32], seed: String) -> [Int32: [Int32]] {
+        var hash: UInt32 = 2166136261
+        for b in seed.utf8 { hash = (hash ^ UInt32(b)) &* 16777619 }
+        let start = Int(hash % UInt32(max(brokers.count, 1)))
+        var result = [Int32: [Int32]]()
+        for i in 0..<Int(partitions) {
+            let p = startAt + Int32(i)
+            var replicas = [Int32]()
+            for r in 0..<replicationFactor {
+                replicas.append(brokers[(start + Int(p) + r) % brokers.count])
+            }
+            result[p] = replicas
+        }
+        return result
+    }
+}

@@ -1,0 +1,56 @@
+import KafkaProtocol
+import Logging
+
+/// Everything a request handler may consult: identity, configuration, metadata, partitions.
+final class BrokerRuntime: Sendable {
+    let config: BrokerConfig
+    let nodeId: Int32
+    let clusterId: String
+    let advertisedHost: String
+    let advertisedPort: Int32
+    let metrics: BrokerMetrics
+    let metadata: MetadataManager
+    let replicas: ReplicaManager
+    let producerIds: ProducerIdAllocator
+    let logger: Logger
+
+    init(config: BrokerConfig, clusterId: String, advertisedHost: String, advertisedPort: Int32, metrics: BrokerMetrics,
+         metadata: MetadataManager, replicas: ReplicaManager, logger: Logger) {
+        self.config = config
+        self.nodeId = config.nodeID
+        self.clusterId = clusterId
+        self.advertisedHost = advertisedHost
+        self.advertisedPort = advertisedPort
+        self.metrics = metrics
+        self.metadata = metadata
+        self.replicas = replicas
+        self.logger = logger
+        self.producerIds = ProducerIdAllocator { [metadata] count in try metadata.allocateProducerIds(count: count) }
+    }
+
+    /// Single node: this broker is the active controller.
+    var controllerId: Int32 { nodeId }
+    var autoCreateTopicsEnabled: Bool { config.autoCreateTopicsEnable }
+    var deleteTopicEnabled: Bool { config.deleteTopicEnable }
+    var logDirs: [String] { config.logDirs }
+
+    /// Registered, unfenced brokers; this broker is always listed with its advertised address.
+    func aliveBrokers(_ image: MetadataImage) -> [BrokerImage] {
+        var brokers = image.brokers.values.filter { !$0.fenced }
+        if !brokers.contains(where: { $0.id == nodeId }) {
+            brokers.append(BrokerImage(id: nodeId, host: advertisedHost, port: advertisedPort, rack: nil, fenced: false))
+        }
+        return brokers.sorted { $0.id < $1.id }
+    }
+
+    /// The static configuration with the dynamic overrides kept in the metadata log.
+    func effectiveConfig(_ image: MetadataImage) -> BrokerConfig {
+        (try? config.applyingDynamic(broker: image.brokerConfigs[String(nodeId)] ?? [:], clusterDefault: image.brokerConfigs[""] ?? [:])) ?? config
+    }
+
+    /// Topic configs as CreateTopics (v5+) reports them for a new topic.
+    func describeTopicConfigs(overrides: [String: String]) -> [(name: String, value: String?, readOnly: Bool, source: Int8, isSensitive: Bool)] {
+        TopicConfigDefinitions.effectiveTopicConfig(overrides: overrides, broker: config, includeSynonyms: false, includeDocumentation: false)
+            .map { ($0.name, $0.value, $0.isReadOnly, $0.source.rawValue, $0.isSensitive) }
+    }
+}

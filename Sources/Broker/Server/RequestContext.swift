@@ -1,0 +1,30 @@
+import KafkaProtocol
+import Logging
+import NIOCore
+
+/// What a handler knows about the request it serves, beyond the body.
+struct RequestContext {
+    var apiKey: ApiKey
+    var apiVersion: Int16
+    var correlationId: Int32
+    var clientId: String?
+    var clientAddress: String
+    var listenerName: String
+    var eventLoop: EventLoop
+    var logger: Logger
+
+    /// Logger metadata naming the client and request, for every warning a handler logs.
+    func logger(topic: String? = nil, partition: Int32? = nil) -> Logger {
+        var l = logger
+        if let topic { l[metadataKey: "topic"] = "\(topic)" }
+        if let partition { l[metadataKey: "partition"] = "\(partition)" }
+        return l
+    }
+}
+
+/// What a handler answers: a response body now, later, or nothing (produce with acks=0).
+enum HandlerResult {
+    case response(KafkaResponse)
+    case deferred(EventLoopFuture<KafkaResponse>)
+    case noResponse
+}
