@@ -98,5 +98,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // Real Kafka clients (kcat with librdkafka 2.0.2 and 2.16, confluent-kafka, kafka-python,
+        // aiokafka) against `petrel broker`, and the kill -9 crash test: scripts/interop/.
+        .testTarget(name: "InteropTests"),
     ]
 )
