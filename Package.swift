@@ -88,7 +88,11 @@ let package = Package(
         ),
         .testTarget(
             name: "LogStorageTests",
-            dependencies: ["LogStorage", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "LogStorage", "KafkaProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "BrokerTests",

@@ -46,7 +46,10 @@ public final class LogManager: @unchecked Sendable {
         configFor: @escaping @Sendable (TopicPartition) -> LogConfig? = { _ in nil }, logger: Logger,
         now: Int64 = LogClock.nowMillis()
     ) throws(LogStorageError) {
-        let directories = logDirectories.map { $0.trimmingTrailingSlashes }.filter { !$0.isEmpty }
+        var directories: [String] = []
+        for directory in logDirectories.map(\.trimmingTrailingSlashes) where !directory.isEmpty {
+            if !directories.contains(directory) { directories.append(directory) }
+        }
         guard !directories.isEmpty else { throw .noLogDirectories }
         try defaultConfig.validate()
         self.logDirectories = directories

@@ -525,8 +525,17 @@ public final class PartitionLog: @unchecked Sendable {
             }
 
             // Outside the lock: find the batch, then one pread (none if the scan's window has it all).
+            // A truncation racing with this part can leave the bytes short or rewritten: any
+            // failure or result is only trusted if the truncation generation did not change.
             var reader = BatchHeaderReader(file: segment.log, limit: limit)
-            guard let (position, header) = try segment.findBatch(atOrAfter: target, from: startPosition, reader: &reader) else {
+            let found: (position: Int64, header: BatchHeader)?
+            do throws(LogStorageError) {
+                found = try segment.findBatch(atOrAfter: target, from: startPosition, reader: &reader)
+            } catch {
+                if !stillValid(generation) && attempts < 5 { continue }
+                throw error
+            }
+            guard let (position, header) = found else {
                 if let nextSegmentBase {
                     target = nextSegmentBase
                     continue
@@ -543,7 +552,12 @@ public final class PartitionLog: @unchecked Sendable {
             if let inWindow = reader.bytesInWindow(at: position, count: Int(wanted)) {
                 buffer = inWindow
             } else {
-                buffer = try segment.log.read(count: Int(wanted), at: position, allocator: allocator)
+                do throws(LogStorageError) {
+                    buffer = try segment.log.read(count: Int(wanted), at: position, allocator: allocator)
+                } catch {
+                    if !stillValid(generation) && attempts < 5 { continue }
+                    throw error
+                }
             }
             // Keep whole batches below the upper bound (headers only, in memory).
             var used = 0

@@ -118,6 +118,15 @@ struct BrokerServerTests {
         corrupt.setInteger(UInt8(0xFF), at: corrupt.writerIndex - 1)
         #expect(try await produce("t", corrupt)?.errorCode == KafkaErrorCode.corruptMessage.rawValue)
         #expect(try await produce("missing", batch)?.errorCode == KafkaErrorCode.unknownTopicOrPartition.rawValue)
+        var future = RecordBatchBuilder()
+        try future.append(key: nil, value: ByteBuffer(string: "from the future"), timestamp: WallClock.nowMillis + 2 * 3_600_000)
+        #expect(try await produce("t", try future.build().buffer)?.errorCode == KafkaErrorCode.invalidTimestamp.rawValue)
+        // Produce v2 would carry a legacy message set: refused by version, with a response.
+        guard case .produce(let old) = try await c.roundTrip(
+            ProduceRequest(acks: 1, timeoutMs: 1000, topicData: [.init(name: "t", partitionData: [.init(index: 0, records: batch)])]), version: 2)
+        else { Issue.record("wrong response"); return }
+        #expect(old.responses.isEmpty)
+        #expect(c.isActive)
 
         let fetch = FetchRequest(replicaId: -1, maxWaitMs: 0, minBytes: 1, maxBytes: 1 << 20,
                                  topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 3, partitionMaxBytes: 1 << 20)])])

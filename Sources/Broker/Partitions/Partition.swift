@@ -8,6 +8,9 @@ import Synchronization
 struct PartitionSettings: Sendable {
     var minInsyncReplicas: Int
     var logAppendTime: Bool
+    /// `message.timestamp.before.max.ms` / `after.max.ms` (CreateTime topics).
+    var timestampBeforeMaxMs: Int64
+    var timestampAfterMaxMs: Int64
 }
 
 /// One partition this broker hosts: its log (which owns offsets, the high watermark checkpoint
@@ -88,6 +91,9 @@ final class Partition: Sendable {
             return .failure(AppendFailure(code: .notEnoughReplicas,
                 message: "the ISR of \(topicPartition) has \(isrCount) replicas, fewer than min.insync.replicas=\(settings.minInsyncReplicas)"))
         }
+        if !settings.logAppendTime, let failure = checkTimestamps(records, settings: settings) {
+            return .failure(failure)
+        }
         let info: LogAppendInfo
         do {
             info = try log.appendAsLeader(records, leaderEpoch: epoch, logAppendTime: settings.logAppendTime)
@@ -101,6 +107,29 @@ final class Partition: Sendable {
             metrics.recordsIn.increment(by: Int64(info.recordCount))
         }
         return .success(AppendResult(baseOffset: info.firstOffset, logAppendTime: info.logAppendTime, logStartOffset: info.logStartOffset))
+    }
+
+    /// INVALID_TIMESTAMP for batches whose timestamps are too far from the broker's clock, read
+    /// from batch headers only (first and max timestamp).
+    private func checkTimestamps(_ records: ByteBuffer, settings: PartitionSettings) -> AppendFailure? {
+        guard settings.timestampBeforeMaxMs < Int64.max || settings.timestampAfterMaxMs < Int64.max else { return nil }
+        let now = WallClock.nowMillis
+        var iterator = RecordBatchIterator(records, allowPartialTrailingBatch: false)
+        var index: Int32 = 0
+        while let batch = try? iterator.next() {
+            let newest = batch.maxTimestamp
+            let oldest = batch.baseTimestamp
+            if newest >= 0 && newest > now &+ settings.timestampAfterMaxMs {
+                return AppendFailure(code: .invalidTimestamp, message:
+                    "timestamp \(newest) of batch \(index) is more than message.timestamp.after.max.ms=\(settings.timestampAfterMaxMs) ahead of the broker's clock (\(now))", batchIndex: index)
+            }
+            if oldest >= 0 && oldest < now &- settings.timestampBeforeMaxMs {
+                return AppendFailure(code: .invalidTimestamp, message:
+                    "timestamp \(oldest) of batch \(index) is more than message.timestamp.before.max.ms=\(settings.timestampBeforeMaxMs) behind the broker's clock (\(now))", batchIndex: index)
+            }
+            index += 1
+        }
+        return nil
     }
 
     struct ReadResult {

@@ -35,7 +35,9 @@ public final class PetrelBroker: Sendable {
             nodeId: config.nodeID, logs: logs, metrics: metrics, logger: logger,
             settingsFor: { overrides in
                 let s = TopicLogSettings(overrides: overrides, broker: config)
-                return PartitionSettings(minInsyncReplicas: s.minInsyncReplicas, logAppendTime: s.timestampType == .logAppendTime)
+                return PartitionSettings(
+                    minInsyncReplicas: s.minInsyncReplicas, logAppendTime: s.timestampType == .logAppendTime,
+                    timestampBeforeMaxMs: Int64(s.timestampBeforeMaxMs), timestampAfterMaxMs: Int64(s.timestampAfterMaxMs))
             },
             logConfigFor: { overrides in Self.logConfig(TopicLogSettings(overrides: overrides, broker: config)) })
         let metadata = MetadataManager(

@@ -21,8 +21,11 @@ final class RequestRouter: Sendable {
             .describeCluster, .describeTopicPartitions, .describeLogDirs, .describeAcls, .initProducerId,
             .describeProducers, .findCoordinator,
         ]
+        // Record batches v2 (magic 2) need Produce v3+ and Fetch v4+; Kafka 4 dropped the older
+        // versions too, and with them the legacy message-set formats.
+        let minimum: [ApiKey: Int16] = [.produce: 3, .fetch: 4]
         for api in implemented {
-            var range = api.validVersions
+            var range = max(api.validVersions.lowerBound, minimum[api] ?? 0)...api.validVersions.upperBound
             if api.latestVersionUnstable && range.upperBound > range.lowerBound {
                 range = range.lowerBound...(range.upperBound - 1)
             }
