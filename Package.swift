@@ -41,6 +41,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The Raft metadata quorum as a pure, deterministic state machine (issue 4).
+        .target(name: "MetadataQuorum"),
         // The broker: NIO server, request handlers, partitions, configuration, metrics.
         .target(
             name: "Broker",
@@ -105,5 +107,6 @@ let package = Package(
         // Real Kafka clients (kcat with librdkafka 2.0.2 and 2.16, confluent-kafka, kafka-python,
         // aiokafka) against `petrel broker`, and the kill -9 crash test: scripts/interop/.
         .testTarget(name: "InteropTests"),
+        .testTarget(name: "MetadataQuorumTests", dependencies: ["MetadataQuorum"]),
     ]
 )

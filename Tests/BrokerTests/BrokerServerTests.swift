@@ -175,6 +175,37 @@ struct BrokerServerTests {
         await b.stop()
     }
 
+    @Test("a client that never reads its responses does not hold up other clients")
+    func stalledReader() async throws {
+        let b = try await TestBroker.start()
+        let c = try await RawKafkaConnection(port: b.broker.kafkaPort)
+        _ = try await c.roundTrip(CreateTopicsRequest(topics: [.init(name: "big", numPartitions: 1, replicationFactor: 1)], timeoutMs: 1000), version: 7)
+        var builder = RecordBatchBuilder()
+        let value = ByteBuffer(repeating: 0x61, count: 1000)
+        for i in 0..<900 { try builder.append(key: nil, value: value, timestamp: WallClock.nowMillis + Int64(i % 2)) }
+        _ = try await c.roundTrip(ProduceRequest(acks: 1, timeoutMs: 1000, topicData: [.init(name: "big", partitionData: [.init(index: 0, records: try builder.build().buffer)])]), version: 9)
+        let stalled = try await RawKafkaConnection(port: b.broker.kafkaPort, autoRead: false)
+        let fetch = FetchRequest(replicaId: -1, maxWaitMs: 0, minBytes: 1, maxBytes: 1 << 20,
+                                 topics: [.init(topic: "big", partitions: [.init(partition: 0, fetchOffset: 0, partitionMaxBytes: 1 << 20)])])
+        for _ in 0..<200 { _ = try await stalled.send(fetch, version: 11) }
+        try await Task.sleep(for: .seconds(1))
+        // Responses pile up only until the socket and the write buffer are full; then the broker
+        // stops processing that client's requests (each answer is ~900 KB).
+        let text = String(decoding: b.broker.metrics.render(), as: UTF8.self)
+        let fetches = text.split(separator: "\n").first { $0.hasPrefix("petrel_requests_total{api=\"Fetch\"}") }
+            .flatMap { Double($0.split(separator: " ").last ?? "") } ?? -1
+        #expect(fetches >= 1 && fetches < 50, "fetches processed for a client that reads nothing: \(fetches)")
+        let started = ContinuousClock.now
+        for _ in 0..<20 {
+            guard case .apiVersions(let r) = try await c.roundTrip(ApiVersionsRequest(), version: 2) else { Issue.record("wrong"); return }
+            #expect(r.errorCode == 0)
+        }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        await stalled.close()
+        await c.close()
+        await b.stop()
+    }
+
     @Test("a thousand idle connections do not stop the broker from serving")
     func idleConnections() async throws {
         let b = try await TestBroker.start()

@@ -57,11 +57,14 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { processNext(context: context) }
+        context.fireChannelWritabilityChanged()
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let decoderError = error as? KafkaProtocolError {
             logger.warning("closing connection: \(decoderError)", metadata: ["listener": "\(listenerName)"])
-        } else if case ByteToMessageDecoderError.leftoverDataWhenDone = error as? ByteToMessageDecoderError ?? .leftoverDataWhenDone(ByteBuffer()) {
-            logger.debug("connection closed with a partial frame pending")
         } else {
             logger.debug("connection error: \(error)")
         }
@@ -70,7 +73,9 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     }
 
     private func processNext(context: ChannelHandlerContext) {
-        while !inFlight && !closed, var frame = queue.popFirst() {
+        // A client that does not read its responses (the channel stops being writable) gets no
+        // more requests processed, and, once its queue is full, no more bytes read.
+        while !inFlight && !closed && context.channel.isWritable, var frame = queue.popFirst() {
             if readHeld && queue.count < maxQueuedRequests / 2 {
                 readHeld = false
                 context.read()

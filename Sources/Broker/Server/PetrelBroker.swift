@@ -110,6 +110,9 @@ public final class PetrelBroker: Sendable {
         self.logger = logger
     }
 
+    /// The broker's metrics (tests read counters from it).
+    var metrics: BrokerMetrics { runtime.metrics }
+
     /// Stops accepting, flushes and checkpoints every log, writes the clean-shutdown marker.
     public func shutdown() async {
         logger.info("shutting down")

@@ -36,10 +36,11 @@ final class RawKafkaConnection: @unchecked Sendable {
 
     static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
-    init(port: Int) async throws {
+    init(port: Int, autoRead: Bool = true) async throws {
         let collector = ResponseCollector()
         responses = collector
         channel = try await ClientBootstrap(group: Self.group)
+            .channelOption(.autoRead, value: autoRead)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(collector)

@@ -1,0 +1,6 @@
+import MetadataQuorum
+import Testing
+
+@Test func quorumModuleLinks() {
+    _ = MetadataQuorum.self
+}
