@@ -110,6 +110,76 @@ final class FileDescriptor: @unchecked Sendable {
         try result.get()
     }
 
+    /// Writes the readable bytes of `buffer` at `offset`, with the first 16 bytes of each batch
+    /// (base offset, batch length, partition leader epoch: outside the CRC) taken from the batch
+    /// headers instead of the buffer. The buffer is not modified, so a Produce request's records
+    /// go from the request frame to the file without a copy; one `pwritev` per 512 batches.
+    func write(_ buffer: ByteBuffer, batches: [AppendBatch], at offset: Int64) throws(LogStorageError) {
+        let prefixSize = 16
+        var prefixes = [UInt8](repeating: 0, count: batches.count * prefixSize)
+        for (i, batch) in batches.enumerated() {
+            let base = UInt64(bitPattern: batch.header.baseOffset).bigEndian
+            let length = UInt32(bitPattern: batch.header.batchLength).bigEndian
+            let epoch = UInt32(bitPattern: batch.header.partitionLeaderEpoch).bigEndian
+            withUnsafeBytes(of: base) { prefixes.replaceSubrange(i * 16..<i * 16 + 8, with: $0) }
+            withUnsafeBytes(of: length) { prefixes.replaceSubrange(i * 16 + 8..<i * 16 + 12, with: $0) }
+            withUnsafeBytes(of: epoch) { prefixes.replaceSubrange(i * 16 + 12..<i * 16 + 16, with: $0) }
+        }
+        let result: Result<Void, LogStorageError> = buffer.withUnsafeReadableBytes { bytes in
+            prefixes.withUnsafeBytes { prefixBytes in
+                do throws(LogStorageError) {
+                    guard let base = bytes.baseAddress, let prefixBase = prefixBytes.baseAddress else { return .success(()) }
+                    var vectors = [iovec]()
+                    vectors.reserveCapacity(batches.count * 2)
+                    for (i, batch) in batches.enumerated() {
+                        let end = i + 1 < batches.count ? batches[i + 1].position : bytes.count
+                        vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: prefixBase + i * prefixSize), iov_len: prefixSize))
+                        vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: base + batch.position + prefixSize),
+                                             iov_len: end - batch.position - prefixSize))
+                    }
+                    try writeVectors(vectors, at: offset)
+                    return .success(())
+                } catch {
+                    return .failure(error)
+                }
+            }
+        }
+        try result.get()
+    }
+
+    /// `pwritev` of all `vectors` (at most 1024 per call), finishing short writes with `pwrite`.
+    private func writeVectors(_ vectors: [iovec], at offset: Int64) throws(LogStorageError) {
+        var position = offset
+        var start = 0
+        while start < vectors.count {
+            let chunk = Array(vectors[start..<min(start + 1024, vectors.count)])
+            let total = chunk.reduce(0) { $0 + $1.iov_len }
+            var n: Int
+            repeat {
+                n = chunk.withUnsafeBufferPointer { pwritev(fd, $0.baseAddress, Int32($0.count), off_t(position)) }
+            } while n < 0 && errno == EINTR
+            guard n >= 0 else { throw .io(path: path, errno: errno, operation: "pwritev") }
+            if n < total {
+                // Short write: write what is left of each vector one by one.
+                var skipped = 0
+                for v in chunk {
+                    let len = v.iov_len
+                    if skipped + len <= n {
+                        skipped += len
+                        continue
+                    }
+                    let from = max(0, n - skipped)
+                    if let p = v.iov_base {
+                        try write(UnsafeRawBufferPointer(start: p + from, count: len - from), at: position + Int64(skipped + from))
+                    }
+                    skipped += len
+                }
+            }
+            position += Int64(total)
+            start += chunk.count
+        }
+    }
+
     func write(_ bytes: [UInt8], at offset: Int64) throws(LogStorageError) {
         let result: Result<Void, LogStorageError> = bytes.withUnsafeBytes { raw in
             do throws(LogStorageError) {

@@ -237,11 +237,17 @@ final class LogSegment: @unchecked Sendable {
 
     /// Appends `records` (whole batches, offsets assigned) with one `pwrite` at the end of the file,
     /// then indexes the batches from their headers. On a failed write the file is cut back.
-    func append(_ records: ByteBuffer, batches: [AppendBatch], indexIntervalBytes: Int) throws(LogStorageError) {
+    /// Appends `records`; with `patchHeaders`, the base offset and leader epoch of each batch come
+    /// from `batches` (leader appends: the request's bytes are written without being modified).
+    func append(_ records: ByteBuffer, batches: [AppendBatch], indexIntervalBytes: Int, patchHeaders: Bool = false) throws(LogStorageError) {
         precondition(indexesLoaded, "\(name): append before the indexes are loaded")
         let start = size
         do {
-            try log.write(records, at: start)
+            if patchHeaders {
+                try log.write(records, batches: batches, at: start)
+            } else {
+                try log.write(records, at: start)
+            }
         } catch {
             try? log.truncate(to: start)
             throw error

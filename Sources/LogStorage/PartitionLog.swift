@@ -244,13 +244,11 @@ public final class PartitionLog: @unchecked Sendable {
                     offsetOfMaxTimestamp: -1, logAppendTime: logAppendTime ? now : -1, logStartOffset: _logStartOffset,
                     logEndOffset: _logEndOffset, recordCount: 0, batchCount: 0, validBytes: 0, isDuplicate: true, rolled: false)
             }
-            for batch in batches {
-                let index = records.readerIndex + batch.position
-                records.setInteger(batch.header.baseOffset, at: index + RecordBatch.Offset.baseOffset)
-                records.setInteger(leaderEpoch, at: index + RecordBatch.Offset.partitionLeaderEpoch)
-            }
+            // The new offsets and epoch are in `batches`; the segment writes them in place of the
+            // request's header bytes (pwritev), leaving `records` untouched: no copy-on-write.
             info = try appendLocked(
-                records, batches: batches, config: config, now: now, logAppendTime: logAppendTime ? now : -1)
+                records, batches: batches, config: config, now: now, logAppendTime: logAppendTime ? now : -1,
+                patchHeaders: true)
             needsFlush = _logEndOffset - _recoveryPoint >= config.flushIntervalMessages
         }
         if needsFlush { try flush(now: now) }
@@ -325,7 +323,8 @@ public final class PartitionLog: @unchecked Sendable {
     /// The common tail of both appends, with the lock held: roll if needed, write, update offsets,
     /// producer state and leader epochs.
     private func appendLocked(
-        _ records: ByteBuffer, batches: [AppendBatch], config: LogConfig, now: Int64, logAppendTime: Int64
+        _ records: ByteBuffer, batches: [AppendBatch], config: LogConfig, now: Int64, logAppendTime: Int64,
+        patchHeaders: Bool = false
     ) throws(LogStorageError) -> LogAppendInfo {
         let first = batches[0].header
         let last = batches[batches.count - 1].header
@@ -340,7 +339,7 @@ public final class PartitionLog: @unchecked Sendable {
             try rollLocked(newBaseOffset: first.baseOffset, now: now)
             rolled = true
         }
-        try activeSegment.append(records, batches: batches, indexIntervalBytes: config.indexIntervalBytes)
+        try activeSegment.append(records, batches: batches, indexIntervalBytes: config.indexIntervalBytes, patchHeaders: patchHeaders)
         _logEndOffset = last.nextOffset
 
         var maxTimestamp: Int64 = -1

@@ -1,6 +1,0 @@
-import MetadataQuorum
-import Testing
-
-@Test func quorumModuleLinks() {
-    _ = MetadataQuorum.self
-}
