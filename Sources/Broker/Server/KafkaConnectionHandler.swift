@@ -152,20 +152,21 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     }
 
     private func write(context: ChannelHandlerContext, response: KafkaResponse, version: Int16, correlationId: Int32) {
-        var buffer = context.channel.allocator.buffer(capacity: 256)
-        buffer.writeInteger(Int32(0))
+        let chunks: [ByteBuffer]
         do {
-            let apiKey = response.apiKey
-            try ResponseHeader(correlationId: correlationId).encode(into: &buffer, version: apiKey.responseHeaderVersion(for: version))
-            try response.encode(into: &buffer, version: version)
+            chunks = try ResponseEncoder.encode(response, version: version, correlationId: correlationId, allocator: context.channel.allocator)
         } catch {
             logger.error("cannot encode \(response.apiKey.name) v\(version) response: \(error); closing connection")
             closed = true
             context.close(promise: nil)
             return
         }
-        buffer.setInteger(Int32(buffer.readableBytes - 4), at: buffer.readerIndex)
-        router.metrics.bytesSent(buffer.readableBytes)
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        var size = 0
+        for chunk in chunks {
+            size += chunk.readableBytes
+            context.write(wrapOutboundOut(chunk), promise: nil)
+        }
+        router.metrics.bytesSent(size)
+        context.flush()
     }
 }
