@@ -99,6 +99,13 @@ struct BrokerServerTests {
         else { Issue.record("wrong response"); return }
         #expect(created.topics.first?.errorCode == 0)
         #expect(created.topics.first?.numPartitions == 2)
+        guard case .createTopics(let huge) = try await c.roundTrip(
+            CreateTopicsRequest(topics: [.init(name: "huge", numPartitions: Int32.max, replicationFactor: 1),
+                                         .init(name: "bad/name", numPartitions: 1, replicationFactor: 1),
+                                         .init(name: "t", numPartitions: 1, replicationFactor: 1),
+                                         .init(name: "rf", numPartitions: 1, replicationFactor: 3)], timeoutMs: 1000), version: 7)
+        else { Issue.record("wrong response"); return }
+        #expect(huge.topics.map(\.errorCode) == [KafkaErrorCode.invalidPartitions, .invalidTopicException, .topicAlreadyExists, .invalidReplicationFactor].map(\.rawValue))
 
         var builder = RecordBatchBuilder()
         for i in 0..<5 {

@@ -119,6 +119,9 @@ final class MetadataManager: Sendable {
                     } else if request.assignments.isEmpty && partitions <= 0 {
                         result.error = .invalidPartitions
                         result.message = "Number of partitions must be larger than 0."
+                    } else if partitions > Self.maxPartitionsPerTopic || request.assignments.count > Int(Self.maxPartitionsPerTopic) {
+                        result.error = .invalidPartitions
+                        result.message = "Number of partitions \(max(Int(partitions), request.assignments.count)) exceeds this broker's limit of \(Self.maxPartitionsPerTopic) per topic."
                     } else if request.assignments.isEmpty && (rf <= 0 || Int(rf) > brokers.count) {
                         result.error = .invalidReplicationFactor
                         result.message = "Replication factor: \(rf) larger than available brokers: \(brokers.count)."
@@ -197,6 +200,9 @@ final class MetadataManager: Sendable {
             guard count > existing else {
                 return (.invalidPartitions, "Topic currently has \(existing) partitions, \(count) would not be an increase.")
             }
+            guard count <= Self.maxPartitionsPerTopic else {
+                return (.invalidPartitions, "\(count) partitions exceeds this broker's limit of \(Self.maxPartitionsPerTopic) per topic.")
+            }
             let rf = topic.partitions.first?.replicas.count ?? 1
             let live = current.brokers.values.filter { !$0.fenced }.map(\.id).sorted()
             let brokers = live.isEmpty ? [settings.nodeId] : live
@@ -249,6 +255,10 @@ final class MetadataManager: Sendable {
             return first
         }
     }
+
+    /// A bound on partitions per topic, so that one request cannot make the broker allocate (and
+    /// open files for) billions of partitions.
+    static let maxPartitionsPerTopic: Int32 = 10_000
 
     /// Kafka's round-robin assignment with a per-topic starting broker, so that topics spread.
     static func assignReplicas(partitions: Int32, startAt: Int32, replicationFactor: Int, brokers: [Int32], seed: String) -> [Int32: [Int32]] {
