@@ -104,23 +104,4 @@ extension RequestRouter {
         response.errorMessage = "No Authorizer is configured on the broker"
         return response
     }
-
-    /// FindCoordinator: consumer groups and transactions have their own issue; until then every
-    /// key answers COORDINATOR_NOT_AVAILABLE (retriable), so clients wait rather than fail.
-    func handleFindCoordinator(_ request: FindCoordinatorRequest, _ context: RequestContext) -> FindCoordinatorResponse {
-        var response = FindCoordinatorResponse()
-        let code = KafkaErrorCode.coordinatorNotAvailable
-        let message = "group and transaction coordinators are not available on this broker yet"
-        if context.apiVersion >= 4 {
-            response.coordinators = request.coordinatorKeys.map {
-                .init(key: $0, nodeId: -1, host: "", port: -1, errorCode: code.code, errorMessage: message)
-            }
-        } else {
-            response.errorCode = code.code
-            response.errorMessage = message
-            response.nodeId = -1
-            response.port = -1
-        }
-        return response
-    }
 }

@@ -12,6 +12,8 @@ final class BrokerRuntime: Sendable {
     let metadata: MetadataManager
     let replicas: ReplicaManager
     let producerIds: ProducerIdAllocator
+    /// The group coordinator, created on first use (Groups/GroupCoordinator.swift).
+    let groups = GroupCoordinatorSlot()
     let logger: Logger
 
     init(config: BrokerConfig, clusterId: String, advertisedHost: String, advertisedPort: Int32, metrics: BrokerMetrics,

@@ -19,7 +19,8 @@ final class RequestRouter: Sendable {
             .apiVersions, .metadata, .produce, .fetch, .listOffsets, .createTopics, .deleteTopics,
             .createPartitions, .deleteRecords, .describeConfigs, .alterConfigs, .incrementalAlterConfigs,
             .describeCluster, .describeTopicPartitions, .describeLogDirs, .describeAcls, .initProducerId,
-            .describeProducers, .findCoordinator,
+            .describeProducers, .findCoordinator, .joinGroup, .syncGroup, .heartbeat, .leaveGroup, .offsetCommit,
+            .offsetFetch, .listGroups, .describeGroups, .deleteGroups, .offsetDelete,
         ]
         // Record batches v2 (magic 2) need Produce v3+ and Fetch v4+; Kafka 4 dropped the older
         // versions too, and with them the legacy message-set formats.
@@ -76,6 +77,16 @@ final class RequestRouter: Sendable {
         case .initProducerId(let r): return .response(.initProducerId(handleInitProducerId(r, context)))
         case .describeProducers(let r): return .response(.describeProducers(handleDescribeProducers(r, context)))
         case .findCoordinator(let r): return .response(.findCoordinator(handleFindCoordinator(r, context)))
+        case .joinGroup(let r): return handleJoinGroup(r, context)
+        case .syncGroup(let r): return handleSyncGroup(r, context)
+        case .heartbeat(let r): return .response(.heartbeat(handleHeartbeat(r, context)))
+        case .leaveGroup(let r): return .response(.leaveGroup(handleLeaveGroup(r, context)))
+        case .offsetCommit(let r): return .response(.offsetCommit(handleOffsetCommit(r, context)))
+        case .offsetFetch(let r): return .response(.offsetFetch(handleOffsetFetch(r, context)))
+        case .listGroups(let r): return .response(.listGroups(handleListGroups(r, context)))
+        case .describeGroups(let r): return .response(.describeGroups(handleDescribeGroups(r, context)))
+        case .deleteGroups(let r): return .response(.deleteGroups(handleDeleteGroups(r, context)))
+        case .offsetDelete(let r): return .response(.offsetDelete(handleOffsetDelete(r, context)))
         default:
             context.logger.warning("\(context.apiKey.name) is not implemented by this broker; answering UNSUPPORTED_VERSION")
             return .response(.errorResponse(apiKey: context.apiKey, version: context.apiVersion, errorCode: KafkaErrorCode.unsupportedVersion.rawValue))
