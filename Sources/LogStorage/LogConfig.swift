@@ -1,3 +1,43 @@
+/// `cleanup.policy`: `delete` (retention removes old segments), `compact` (the log cleaner keeps
+/// the latest record of each key) or both (`compact,delete`).
+public struct CleanupPolicy: OptionSet, Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let delete = CleanupPolicy(rawValue: 1)
+    public static let compact = CleanupPolicy(rawValue: 2)
+
+    /// Parses Kafka's comma-separated list (`"compact,delete"`, case-insensitive, spaces allowed);
+    /// nil for an unknown policy.
+    public init?(kafkaValue: String) {
+        var policy: CleanupPolicy = []
+        for part in kafkaValue.split(separator: ",") {
+            let name = part.trimmingCleanupPolicy(" ").lowercased()
+            switch name {
+            case "delete": policy.insert(.delete)
+            case "compact": policy.insert(.compact)
+            case "": continue
+            default: return nil
+            }
+        }
+        self = policy
+    }
+
+    /// Kafka's text: `delete`, `compact` or `compact,delete` (empty for none).
+    public var description: String {
+        [contains(.compact) ? "compact" : nil, contains(.delete) ? "delete" : nil].compactMap { $0 }.joined(separator: ",")
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingCleanupPolicy(_ set: Character) -> Substring {
+        var s = self
+        while s.first == set { s.removeFirst() }
+        while s.last == set { s.removeLast() }
+        return s
+    }
+}
+
 /// The settings of one partition's log, under Kafka's topic-level names, with Kafka's defaults.
 ///
 /// The broker builds one from `log.*` broker properties (the defaults for every topic) and the
@@ -36,6 +76,21 @@ public struct LogConfig: Hashable, Sendable {
     /// `producer.id.expiration.ms` (broker-level in Kafka): idempotent producer state is dropped
     /// when a producer has not written for this long. Default: 1 day.
     public var producerIdExpirationMs: Int64
+    /// `cleanup.policy` (`log.cleanup.policy`): delete, compact or both. Kafka's default: delete.
+    /// Time and size retention apply only with `.delete`; the cleaner only with `.compact`.
+    public var cleanupPolicy: CleanupPolicy
+    /// `min.cleanable.dirty.ratio` (`log.cleaner.min.cleanable.ratio`): a compacted log is cleaned
+    /// when the bytes not yet cleaned are at least this fraction of the cleanable bytes. Default 0.5.
+    public var minCleanableDirtyRatio: Double
+    /// `delete.retention.ms` (`log.cleaner.delete.retention.ms`): how long tombstones (records with
+    /// a key and a null value) survive compaction. Default: 1 day.
+    public var deleteRetentionMs: Int64
+    /// `min.compaction.lag.ms` (`log.cleaner.min.compaction.lag.ms`): segments with records newer
+    /// than this are not compacted. Default 0.
+    public var minCompactionLagMs: Int64
+    /// `max.compaction.lag.ms` (`log.cleaner.max.compaction.lag.ms`): a log whose dirty segments are
+    /// older than this is compacted whatever its dirty ratio. Default `Long.MAX_VALUE`.
+    public var maxCompactionLagMs: Int64
 
     public static let kafkaDefault = LogConfig()
 
@@ -50,7 +105,12 @@ public struct LogConfig: Hashable, Sendable {
         maxIndexBytes: Int = 10 * 1024 * 1024,
         fileDeleteDelayMs: Int64 = 60_000,
         maxMessageBytes: Int = 1_048_588,
-        producerIdExpirationMs: Int64 = 86_400_000
+        producerIdExpirationMs: Int64 = 86_400_000,
+        cleanupPolicy: CleanupPolicy = .delete,
+        minCleanableDirtyRatio: Double = 0.5,
+        deleteRetentionMs: Int64 = 86_400_000,
+        minCompactionLagMs: Int64 = 0,
+        maxCompactionLagMs: Int64 = Int64.max
     ) {
         self.segmentBytes = segmentBytes
         self.segmentMs = segmentMs
@@ -63,6 +123,11 @@ public struct LogConfig: Hashable, Sendable {
         self.fileDeleteDelayMs = fileDeleteDelayMs
         self.maxMessageBytes = maxMessageBytes
         self.producerIdExpirationMs = producerIdExpirationMs
+        self.cleanupPolicy = cleanupPolicy
+        self.minCleanableDirtyRatio = minCleanableDirtyRatio
+        self.deleteRetentionMs = deleteRetentionMs
+        self.minCompactionLagMs = minCompactionLagMs
+        self.maxCompactionLagMs = maxCompactionLagMs
     }
 
     /// Checks the values Kafka checks (`LogConfig.validate`), naming the offending key.
@@ -90,6 +155,19 @@ public struct LogConfig: Hashable, Sendable {
         }
         guard fileDeleteDelayMs >= 0 else {
             throw .invalidConfig(key: "file.delete.delay.ms", value: "\(fileDeleteDelayMs)", reason: "must be 0 or more")
+        }
+        guard minCleanableDirtyRatio >= 0, minCleanableDirtyRatio <= 1 else {
+            throw .invalidConfig(
+                key: "min.cleanable.dirty.ratio", value: "\(minCleanableDirtyRatio)", reason: "must be between 0 and 1")
+        }
+        guard deleteRetentionMs >= 0 else {
+            throw .invalidConfig(key: "delete.retention.ms", value: "\(deleteRetentionMs)", reason: "must be 0 or more")
+        }
+        guard minCompactionLagMs >= 0 else {
+            throw .invalidConfig(key: "min.compaction.lag.ms", value: "\(minCompactionLagMs)", reason: "must be 0 or more")
+        }
+        guard maxCompactionLagMs >= 1 else {
+            throw .invalidConfig(key: "max.compaction.lag.ms", value: "\(maxCompactionLagMs)", reason: "must be at least 1")
         }
     }
 }

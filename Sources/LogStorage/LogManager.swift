@@ -32,6 +32,8 @@ public final class LogManager: @unchecked Sendable {
     private var configs: [TopicPartition: LogConfig] = [:]
     /// Renamed `*-delete` partition directories and when to remove them.
     private var pendingDirectoryDeletions: [(due: Int64, path: String)] = []
+    /// `cleaner-offset-checkpoint`: how far each compacted log has been cleaned.
+    private var cleanerCheckpoints: [TopicPartition: Int64] = [:]
     private var isShutDown = false
     /// Whether each directory was shut down cleanly at the last stop (for the broker's logs).
     public let hadCleanShutdown: [String: Bool]
@@ -62,6 +64,7 @@ public final class LogManager: @unchecked Sendable {
         var dirOf: [TopicPartition: String] = [:]
         var configs: [TopicPartition: LogConfig] = [:]
         var locks: [DirectoryLock] = []
+        var cleanerCheckpoints: [TopicPartition: Int64] = [:]
         for directory in directories {
             try FileSystem.createDirectory(directory)
             locks.append(try DirectoryLock(directory: directory))
@@ -71,7 +74,10 @@ public final class LogManager: @unchecked Sendable {
             let recoveryPoints = Self.readCheckpoint(directory, OffsetCheckpointFile.recoveryPointFileName, logger)
             let logStarts = Self.readCheckpoint(directory, OffsetCheckpointFile.logStartOffsetFileName, logger)
             let highWatermarks = Self.readCheckpoint(directory, OffsetCheckpointFile.highWatermarkFileName, logger)
-            if !wasClean {
+            let cleanerOffsets = Self.readCheckpoint(directory, OffsetCheckpointFile.cleanerOffsetFileName, logger)
+            // A new, empty directory has no marker either; only one holding logs was interrupted.
+            let holdsLogs = (try? FileSystem.listDirectory(directory))?.contains { !$0.hasPrefix(".") && FileSystem.isDirectory(directory + "/" + $0) } ?? false
+            if !wasClean && holdsLogs {
                 logger.warning("log directory \(directory) was not shut down cleanly: logs will be recovered from their recovery points")
             }
             for name in try FileSystem.listDirectory(directory).sorted() {
@@ -100,6 +106,7 @@ public final class LogManager: @unchecked Sendable {
                     highWatermark: highWatermarks[tp], hadCleanShutdown: wasClean, logger: logger, now: now)
                 loaded[tp] = log
                 dirOf[tp] = directory
+                if let cleaned = cleanerOffsets[tp] { cleanerCheckpoints[tp] = cleaned }
                 if configFor(tp) != nil { configs[tp] = config }
             }
             // From now on a crash must trigger recovery.
@@ -113,6 +120,7 @@ public final class LogManager: @unchecked Sendable {
         self.logs = loaded
         self.logDirectoryOf = dirOf
         self.configs = configs
+        self.cleanerCheckpoints = cleanerCheckpoints
         logger.info("loaded \(loaded.count) log(s) from \(directories.joined(separator: ","))")
     }
 
@@ -176,6 +184,7 @@ public final class LogManager: @unchecked Sendable {
         try lock.withLock { () throws(LogStorageError) in
             guard let log = logs.removeValue(forKey: tp), let directory = logDirectoryOf.removeValue(forKey: tp) else { return }
             configs[tp] = nil
+            cleanerCheckpoints[tp] = nil
             log.markDeleted()
             let renamed = directory + "/" + tp.directoryName + "." + randomHex(bytes: 16) + "-delete"
             try FileSystem.rename(log.directory, to: renamed)
@@ -223,8 +232,45 @@ public final class LogManager: @unchecked Sendable {
 
     // MARK: Maintenance
 
+    /// The offset up to which a compacted partition has been cleaned (`cleaner-offset-checkpoint`).
+    public func cleanerCheckpoint(for tp: TopicPartition) -> Int64? {
+        lock.withLock { cleanerCheckpoints[tp] }
+    }
+
+    /// Compacts a `cleanup.policy=compact` log when its dirty ratio reaches
+    /// `min.cleanable.dirty.ratio` (or `max.compaction.lag.ms` passed), and records how far it was
+    /// cleaned in its directory's `cleaner-offset-checkpoint`. Returns the segments rewritten.
+    @discardableResult
+    public func cleanIfNeeded(_ tp: TopicPartition, now: Int64 = LogClock.nowMillis()) throws(LogStorageError) -> Int {
+        guard let (log, checkpoint) = lock.withLock({ () -> (PartitionLog, Int64?)? in
+            guard let log = logs[tp] else { return nil }
+            return (log, cleanerCheckpoints[tp])
+        }) else { return 0 }
+        // A checkpoint beyond the log end (the log was truncated) no longer means anything.
+        let firstDirty = checkpoint.flatMap { $0 <= log.logEndOffset ? $0 : nil }
+        guard log.needsCleaning(firstDirtyOffset: firstDirty, now: now) else { return 0 }
+        let result = try log.clean(now: now)
+        if let cleaned = result.cleanedUpTo {
+            try writeCleanerCheckpoint(setting: tp, to: cleaned)
+        }
+        return result.segmentsCleaned
+    }
+
+    private func writeCleanerCheckpoint(setting tp: TopicPartition, to offset: Int64) throws(LogStorageError) {
+        let (entries, path) = lock.withLock { () -> ([TopicPartition: Int64], String?) in
+            guard let directory = logDirectoryOf[tp] else { return ([:], nil) }
+            cleanerCheckpoints[tp] = offset
+            let entries = cleanerCheckpoints.filter { logDirectoryOf[$0.key] == directory }
+            return (entries, directory + "/" + OffsetCheckpointFile.cleanerOffsetFileName)
+        }
+        guard let path else { return }
+        try OffsetCheckpointFile.write(entries, to: path)
+    }
+
     /// One pass over all partitions: retention, `flush.ms` and post-roll flushes, removal of
-    /// deleted segment files and partition directories whose delay passed, producer expiry. A
+    /// deleted segment files and partition directories whose delay passed, producer expiry, and
+    /// compaction of `cleanup.policy=compact` logs that are dirty enough (``cleanIfNeeded(_:now:)``,
+    /// in line: a large log delays the other partitions' maintenance while it is cleaned). A
     /// failing partition is logged and skipped.
     @discardableResult
     public func runMaintenance(now: Int64 = LogClock.nowMillis()) -> LogMaintenanceResult {
@@ -237,6 +283,7 @@ public final class LogManager: @unchecked Sendable {
                 total.filesRemoved += result.filesRemoved
                 total.producersExpired += result.producersExpired
                 total.flushed = total.flushed || result.flushed
+                total.segmentsCleaned += try cleanIfNeeded(tp, now: now)
             } catch {
                 logger.error("maintenance of \(tp) failed: \(error)")
             }

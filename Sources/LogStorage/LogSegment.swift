@@ -127,6 +127,36 @@ final class LogSegment: @unchecked Sendable {
         return LogSegment(baseOffset: baseOffset, directory: directory, log: file, size: size, config: config, now: now)
     }
 
+    /// For the log cleaner: a new, empty segment written as `<base>.log.cleaned` (its indexes go to
+    /// `<base>.index.cleaned` and `<base>.timeindex.cleaned`), replacing stale files of those names.
+    /// The cleaner writes batches with `log.write`, then ``recover(indexIntervalBytes:validateCRC:truncate:onBatch:)``
+    /// builds the indexes, and ``renameFiles(toSuffix:)`` swaps it in.
+    static func createCleaned(directory: String, baseOffset: Int64, config: LogConfig, now: Int64) throws(LogStorageError) -> LogSegment {
+        let stem = directory + "/" + SegmentFiles.name(baseOffset)
+        let suffix = SegmentFiles.cleanedSuffix
+        try FileSystem.removeFile(stem + SegmentFiles.indexSuffix + suffix)
+        try FileSystem.removeFile(stem + SegmentFiles.timeIndexSuffix + suffix)
+        let file = try FileDescriptor(path: stem + SegmentFiles.logSuffix + suffix, create: true)
+        try file.truncate(to: 0)
+        let segment = LogSegment(baseOffset: baseOffset, directory: directory, log: file, size: 0, config: config, now: now)
+        segment.fileSuffix = suffix
+        segment.flushedSize = -1
+        return segment
+    }
+
+    /// Renames the segment's `.log`, `.index` and `.timeindex` from their current suffix to
+    /// `suffix` ("" for the live names; a rename over an existing file replaces it atomically).
+    /// The log is renamed last. The open descriptor keeps working.
+    func renameFiles(toSuffix suffix: String) throws(LogStorageError) {
+        guard suffix != fileSuffix else { return }
+        for kind in [SegmentFiles.indexSuffix, SegmentFiles.timeIndexSuffix, SegmentFiles.logSuffix] {
+            let stem = directory + "/" + SegmentFiles.name(baseOffset) + kind
+            guard FileSystem.exists(stem + fileSuffix) else { continue }
+            try FileSystem.rename(stem + fileSuffix, to: stem + suffix)
+        }
+        fileSuffix = suffix
+    }
+
     // MARK: Indexes
 
     /// The offset index, loaded. Callers must have called a loading method first.

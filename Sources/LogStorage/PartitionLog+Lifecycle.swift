@@ -8,6 +8,8 @@ public struct LogMaintenanceResult: Hashable, Sendable {
     public var flushed = false
     public var filesRemoved = 0
     public var producersExpired = 0
+    /// Segments rewritten by log compaction (`cleanup.policy` compact).
+    public var segmentsCleaned = 0
 
     public init() {}
 }
@@ -52,6 +54,7 @@ extension PartitionLog {
         let started = LogClock.monotonicMillis()
         var logOffsets: [Int64] = []
         var indexFiles: [(offset: Int64, path: String)] = []
+        try completeInterruptedSwapsLocked()
         for name in try FileSystem.listDirectory(directory) {
             let path = directory + "/" + name
             if name.hasSuffix(SegmentFiles.deletedSuffix) {
@@ -61,10 +64,11 @@ extension PartitionLog {
                 try FileSystem.removeFile(path)
                 logger.info("removed temporary file \(path), left over from an interrupted write")
             } else if name.hasSuffix(SegmentFiles.cleanedSuffix) {
+                // The cleaner had not finished writing it: the original segment is intact.
                 try FileSystem.removeFile(path)
-                logger.warning("removed \(path), left over from an interrupted Kafka log compaction")
+                logger.warning("removed \(path), left over from an interrupted log compaction")
             } else if name.hasSuffix(SegmentFiles.swapSuffix) {
-                logger.warning("ignoring \(path): a Kafka compaction swap file; Petrel does not compact. Move it away.")
+                logger.warning("ignoring \(path): a swap file not named after a segment. Move it away.")
             } else if let offset = SegmentFiles.offset(fromFileName: name, suffix: SegmentFiles.logSuffix) {
                 logOffsets.append(offset)
             } else if let offset = SegmentFiles.offset(fromFileName: name, suffix: SegmentFiles.indexSuffix)
@@ -199,6 +203,37 @@ extension PartitionLog {
         logger.info(
             "loaded \(topicPartition) from \(directory): \(segments.count) segment(s), log start offset \(_logStartOffset), log end offset \(_logEndOffset), recovery point \(_recoveryPoint), \(recovered.count) segment(s) recovered, in \(elapsed) ms\(hadCleanShutdown ? "" : " (no clean shutdown)")"
         )
+    }
+
+    /// Finishes the swaps of a log compaction interrupted by a crash, as Kafka does: the cleaner
+    /// renames a complete, fsynced `<base>.log.cleaned` (and its indexes) to `.swap` before
+    /// renaming over the live files, so a `<base>.log.swap` is a complete cleaned segment and
+    /// replaces `<base>.log`. Index files of a segment with any `.swap` file may belong to either
+    /// version, so they are removed and rebuilt from the log when the segment is loaded.
+    private func completeInterruptedSwapsLocked() throws(LogStorageError) {
+        for name in try FileSystem.listDirectory(directory).sorted() where name.hasSuffix(SegmentFiles.swapSuffix) {
+            let path = directory + "/" + name
+            let live = String(name.dropLast(SegmentFiles.swapSuffix.count))
+            let offset: Int64
+            if let logOffset = SegmentFiles.offset(fromFileName: live, suffix: SegmentFiles.logSuffix) {
+                try FileSystem.rename(path, to: directory + "/" + live)
+                logger.warning("completed the interrupted log compaction swap of \(path)")
+                offset = logOffset
+            } else if let indexOffset = SegmentFiles.offset(fromFileName: live, suffix: SegmentFiles.indexSuffix)
+                ?? SegmentFiles.offset(fromFileName: live, suffix: SegmentFiles.timeIndexSuffix)
+            {
+                try FileSystem.removeFile(path)
+                offset = indexOffset
+            } else {
+                continue
+            }
+            let stem = directory + "/" + SegmentFiles.name(offset)
+            for suffix in [SegmentFiles.indexSuffix, SegmentFiles.timeIndexSuffix] {
+                try FileSystem.removeFile(stem + suffix)
+                try FileSystem.removeFile(stem + suffix + SegmentFiles.swapSuffix)
+            }
+            directoryNeedsSync = true
+        }
     }
 
     /// Validates a segment batch by batch, cuts a torn or corrupt tail, rebuilds its indexes, and
@@ -394,14 +429,16 @@ extension PartitionLog {
             var deleted = try deletePrefixLocked(reason: "below the log start offset", now: now) { _, nextBase in
                 nextBase <= _logStartOffset
             }
+            // Time and size retention only for `cleanup.policy` delete (or compact,delete).
+            let retains = _config.cleanupPolicy.contains(.delete)
             let retentionMs = _config.retentionMs
-            if retentionMs >= 0 {
+            if retains && retentionMs >= 0 {
                 deleted += try deletePrefixLocked(reason: "retention.ms \(retentionMs) breached", now: now) { segment, _ in
                     now - segment.largestTimestamp > retentionMs
                 }
             }
             let retentionBytes = _config.retentionBytes
-            if retentionBytes >= 0 {
+            if retains && retentionBytes >= 0 {
                 var excess = segments.reduce(0) { $0 + $1.size } - retentionBytes
                 deleted += try deletePrefixLocked(reason: "retention.bytes \(retentionBytes) breached", now: now) { segment, _ in
                     guard excess - segment.size >= 0 else { return false }

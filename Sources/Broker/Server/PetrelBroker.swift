@@ -133,7 +133,11 @@ public final class PetrelBroker: Sendable {
             segmentBytes: s.segmentBytes, segmentMs: Int64(s.segmentMs), retentionMs: Int64(s.retentionMs),
             retentionBytes: Int64(s.retentionBytes), flushIntervalMessages: Int64(s.flushMessages),
             flushIntervalMs: Int64(s.flushMs), indexIntervalBytes: s.indexIntervalBytes, maxIndexBytes: s.segmentIndexBytes,
-            fileDeleteDelayMs: Int64(s.fileDeleteDelayMs), maxMessageBytes: s.maxMessageBytes)
+            fileDeleteDelayMs: Int64(s.fileDeleteDelayMs), maxMessageBytes: s.maxMessageBytes,
+            cleanupPolicy: (s.cleanupPolicy.contains(.delete) ? LogStorage.CleanupPolicy.delete : [])
+                .union(s.cleanupPolicy.contains(.compact) ? .compact : []),
+            minCleanableDirtyRatio: s.minCleanableDirtyRatio, deleteRetentionMs: Int64(s.deleteRetentionMs),
+            minCompactionLagMs: Int64(s.minCompactionLagMs), maxCompactionLagMs: Int64(s.maxCompactionLagMs))
     }
 }
 
