@@ -43,6 +43,8 @@ let package = Package(
         ),
         // The Raft metadata quorum as a pure, deterministic state machine (issue 4).
         .target(name: "MetadataQuorum"),
+        // Kafka-style partition replication (ISR, high watermark, leader epochs) as a pure state machine.
+        .target(name: "PartitionReplication"),
         // The broker: NIO server, request handlers, partitions, configuration, metrics.
         .target(
             name: "Broker",
@@ -108,5 +110,6 @@ let package = Package(
         // aiokafka) against `petrel broker`, and the kill -9 crash test: scripts/interop/.
         .testTarget(name: "InteropTests"),
         .testTarget(name: "MetadataQuorumTests", dependencies: ["MetadataQuorum"]),
+        .testTarget(name: "PartitionReplicationTests", dependencies: ["PartitionReplication"]),
     ]
 )
