@@ -1,6 +1,6 @@
 // Java `.properties` syntax, as `java.util.Properties.load` reads it (and so as Kafka reads
 // server.properties): `#`/`!` comment lines, `key=value`, `key: value` or `key value`,
-// backslash line continuation, `\t \n \r \f \uXXXX` escapes, and a backslash before any
+// backslash line continuation, `\t \n \r \f` escapes, `\u` with four hex digits, and a backslash before any
 // other character standing for that character.
 
 import Foundation
