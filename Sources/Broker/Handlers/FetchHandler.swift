@@ -19,10 +19,8 @@ extension RequestRouter {
             var partition: FetchRequest.FetchPartition
         }
         var wanted = [Wanted]()
-        var topicNames = [String?]()
         for (i, topic) in request.topics.enumerated() {
             let name: String? = context.apiVersion >= 13 ? image.topicNames[topic.topicId] : topic.topic
-            topicNames.append(name)
             for p in topic.partitions { wanted.append(Wanted(topicIndex: i, name: name, partition: p)) }
         }
         let responseMaxBytes = context.apiVersion >= 3 ? max(Int(request.maxBytes), 0) : Int.max
@@ -46,7 +44,6 @@ extension RequestRouter {
                 }
                 var data = FetchResponse.PartitionData(partitionIndex: item.partition.partition)
                 data.abortedTransactions = version >= 4 ? [] : nil
-                if version < 4 { data.abortedTransactions = nil }
                 guard let name = item.name else {
                     data.errorCode = KafkaErrorCode.unknownTopicId.code
                     anyError = true

@@ -37,18 +37,18 @@ public final class BrokerMetrics: Sendable {
         for key in 0...maxKey {
             let name = ApiKey(rawValue: Int16(key))?.name ?? "Unknown\(key)"
             counters.append(registry.makeCounter(
-                name: "petrel_requests_total", labels: [("api", name)], help: "Requests handled, by Kafka API"))
+                descriptor: Self.name("requests", "total", "Requests handled, by Kafka API"), labels: [("api", name)]))
             histograms.append(registry.makeDurationHistogram(
-                name: "petrel_request_duration_seconds", labels: [("api", name)], buckets: buckets,
-                help: "Time from request decoded to response ready, by Kafka API"))
+                descriptor: Self.name("request_duration", "seconds", "Time from request decoded to response ready, by Kafka API"),
+                labels: [("api", name)], buckets: buckets))
         }
         requestCounters = counters
         requestLatency = histograms
-        activeConnections = registry.makeGauge(name: "petrel_active_connections", help: "Open client connections")
-        connectionsTotal = registry.makeCounter(name: "petrel_connections_total", help: "Client connections accepted")
-        networkBytesOut = registry.makeCounter(name: "petrel_network_bytes_out_total", help: "Response bytes written to clients")
+        activeConnections = registry.makeGauge(descriptor: Self.name("active_connections", "", "Open client connections"))
+        connectionsTotal = registry.makeCounter(descriptor: Self.name("connections", "total", "Client connections accepted"))
+        networkBytesOut = registry.makeCounter(descriptor: Self.name("network_bytes_out", "total", "Response bytes written to clients"))
         underReplicatedPartitions = registry.makeGauge(
-            name: "petrel_under_replicated_partitions", help: "Partitions led here whose ISR is smaller than their replica set")
+            descriptor: Self.name("under_replicated_partitions", "", "Partitions led here whose ISR is smaller than their replica set"))
     }
 
     func connectionOpened() {
@@ -73,10 +73,10 @@ public final class BrokerMetrics: Sendable {
         if let existing = topics.withLock({ $0[name] }) { return existing }
         let labels = [("topic", name)]
         let metrics = TopicMetrics(
-            bytesIn: registry.makeCounter(name: "petrel_topic_bytes_in_total", labels: labels, help: "Record batch bytes appended"),
-            bytesOut: registry.makeCounter(name: "petrel_topic_bytes_out_total", labels: labels, help: "Record batch bytes fetched"),
-            recordsIn: registry.makeCounter(name: "petrel_topic_records_in_total", labels: labels, help: "Records appended"),
-            recordsOut: registry.makeCounter(name: "petrel_topic_records_out_total", labels: labels, help: "Records fetched (counted per batch header)"))
+            bytesIn: registry.makeCounter(descriptor: Self.name("topic_bytes_in", "total", "Record batch bytes appended"), labels: labels),
+            bytesOut: registry.makeCounter(descriptor: Self.name("topic_bytes_out", "total", "Record batch bytes fetched"), labels: labels),
+            recordsIn: registry.makeCounter(descriptor: Self.name("topic_records_in", "total", "Records appended"), labels: labels),
+            recordsOut: registry.makeCounter(descriptor: Self.name("topic_records_out", "total", "Records fetched (counted per batch header)"), labels: labels))
         return topics.withLock { map in
             if let raced = map[name] { return raced }
             map[name] = metrics
@@ -90,8 +90,8 @@ public final class BrokerMetrics: Sendable {
         let gauge = partitionSizes.withLock { map -> Gauge in
             if let g = map[key] { return g }
             let g = registry.makeGauge(
-                name: "petrel_log_size_bytes", labels: [("topic", topic), ("partition", "\(partition)")],
-                help: "Bytes on disk in a partition's log segments")
+                descriptor: Self.name("log_size", "bytes", "Bytes on disk in a partition's log segments"),
+                labels: [("topic", topic), ("partition", "\(partition)")])
             map[key] = g
             return g
         }
@@ -104,6 +104,11 @@ public final class BrokerMetrics: Sendable {
         if let gauge = partitionSizes.withLock({ $0.removeValue(forKey: key) }) {
             registry.unregisterGauge(gauge)
         }
+    }
+
+    /// `petrel_<name>_<unit>` with its help text.
+    static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "petrel", metricName: metric, unitName: unit, helpText: help)
     }
 
     /// The Prometheus text exposition of every metric.

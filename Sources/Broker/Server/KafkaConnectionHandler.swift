@@ -107,16 +107,17 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                 let version = request.apiVersion
                 let correlationId = request.header.correlationId
                 let apiKey = request.apiKey
-                let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-                future.hop(to: context.eventLoop).whenComplete { [self] result in
-                    let context = boundContext.value
+                let failureLogger = requestLogger
+                // Completed on this channel's event loop: the handler and its context are used
+                // from their own loop only.
+                future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
                     inFlight = false
                     guard !closed else { return }
                     switch result {
                     case .success(let response):
                         write(context: context, response: response, version: version, correlationId: correlationId)
                     case .failure(let error):
-                        requestLogger.error("request failed: \(error); answering UNKNOWN_SERVER_ERROR")
+                        failureLogger.error("request failed: \(error); answering UNKNOWN_SERVER_ERROR")
                         write(context: context, response: .errorResponse(apiKey: apiKey, version: version, errorCode: KafkaErrorCode.unknownServerError.rawValue),
                               version: version, correlationId: correlationId)
                     }
