@@ -1,5 +1,65 @@
 // Elections: Vote, BeginQuorumEpoch, EndQuorumEpoch, check quorum.
 extension RaftNode {
+    /// KIP-996 pre-vote: ask the voters whether they would vote for this node in `epoch + 1`,
+    /// without bumping the epoch or persisting anything. A majority of grants makes it a real
+    /// candidate; otherwise it retries after the election deadline. A node cut off from the
+    /// quorum therefore never inflates its epoch and cannot depose a stable leader on return.
+    mutating func becomeProspective() {
+        if role == .follower { lostLeaderId = leaderId } else if role != .prospective { lostLeaderId = nil }
+        role = .prospective
+        leaderId = nil
+        replicas = [:]
+        votesGranted = [config.nodeId]
+        votesRejected = []
+        electionDeadline = now + randomElectionTimeout()
+        let request = VoteRequest(
+            candidateEpoch: epoch + 1, candidateId: config.nodeId,
+            lastOffsetEpoch: log.lastEpoch, lastOffset: log.endOffset, preVote: true)
+        for voter in otherVoters { send(.vote(request), to: voter) }
+        maybeWinPreVote()
+    }
+
+    mutating func maybeWinPreVote() {
+        if role == .prospective, votesGranted.count >= config.majority { becomeCandidate() }
+    }
+
+    /// Answers a pre-vote without changing any state: granted when the candidate's epoch is not
+    /// behind ours, its log is at least as up to date, and we have not heard from a leader
+    /// within the fetch timeout (a leader itself always refuses).
+    mutating func handlePreVote(from: NodeID, _ request: VoteRequest) {
+        let leaderAlive: Bool = switch role {
+        case .leader: true
+        case .follower: (lastLeaderContactMs ?? Int64.min) > now - config.fetchTimeoutMs
+        default: false
+        }
+        let granted = request.candidateEpoch > epoch
+            && !leaderAlive
+            && config.voters.contains(request.candidateId)
+            && log.isAtMostAsUpToDate(asLastEpoch: request.lastOffsetEpoch, endOffset: request.lastOffset)
+        send(.voteResponse(VoteResponse(leaderEpoch: epoch, leaderId: leaderId, voteGranted: granted, preVote: true)), to: from)
+    }
+
+    mutating func handlePreVoteResponse(from: NodeID, _ response: VoteResponse) {
+        // The leader itself answered: it is alive, follow it again.
+        if role == .prospective, response.leaderEpoch == epoch, response.leaderId == from, from != config.nodeId {
+            return transitionToFollower(leader: from, epoch: epoch)
+        }
+        observe(epoch: response.leaderEpoch, leader: response.leaderId)
+        guard role == .prospective, response.leaderEpoch <= epoch, config.voters.contains(from) else { return }
+        if response.voteGranted {
+            votesRejected.remove(from)
+            votesGranted.insert(from)
+            maybeWinPreVote()
+        } else if !votesGranted.contains(from), !votesRejected.contains(from) {
+            votesRejected.insert(from)
+            // Lost the pre-vote: retry after a short random backoff (nothing was bumped, so
+            // retrying costs only messages).
+            if config.voters.count - votesRejected.count < config.majority {
+                electionDeadline = min(electionDeadline, now + config.electionBackoffStepMs + jitter())
+            }
+        }
+    }
+
     mutating func becomeCandidate() {
         epoch += 1
         votedFor = config.nodeId
@@ -43,6 +103,7 @@ extension RaftNode {
     }
 
     mutating func handleVote(from: NodeID, _ request: VoteRequest) {
+        if request.preVote { return handlePreVote(from: from, request) }
         if request.candidateEpoch > epoch { transitionToUnattached(epoch: request.candidateEpoch) }
         var granted = false
         if request.candidateEpoch == epoch, role == .unattached,
@@ -61,6 +122,7 @@ extension RaftNode {
     }
 
     mutating func handleVoteResponse(from: NodeID, _ response: VoteResponse) {
+        if response.preVote { return handlePreVoteResponse(from: from, response) }
         observe(epoch: response.leaderEpoch, leader: response.leaderId)
         guard role == .candidate, response.leaderEpoch == epoch, config.voters.contains(from) else { return }
         if response.voteGranted {
@@ -83,6 +145,7 @@ extension RaftNode {
         }
         if request.leaderEpoch == epoch, role == .follower, leaderId == request.leaderId {
             fetchDeadline = now + randomFetchTimeout()
+            lastLeaderContactMs = now
         } else if request.leaderEpoch > epoch || role != .leader {
             transitionToFollower(leader: request.leaderId, epoch: request.leaderEpoch)
         }
@@ -101,6 +164,7 @@ extension RaftNode {
         switch role {
         case .follower where leaderId == request.leaderId:
             fetchDeadline = min(fetchDeadline, deadline)
+            lastLeaderContactMs = nil  // the leader is gone: grant its successor's pre-vote
         case .unattached:
             electionDeadline = min(electionDeadline, deadline)
         default:

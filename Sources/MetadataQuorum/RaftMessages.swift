@@ -34,11 +34,15 @@ public struct VoteRequest: Sendable, Hashable {
     public var lastOffsetEpoch: Int32
     /// The candidate's log end offset (Kafka's `LastOffset`).
     public var lastOffset: Int64
-    public init(candidateEpoch: Int32, candidateId: NodeID, lastOffsetEpoch: Int32, lastOffset: Int64) {
+    /// KIP-996 `PreVote`: "would you vote for me in `candidateEpoch`?" The receiver answers
+    /// without changing (or persisting) any state, and the sender has not bumped its epoch.
+    public var preVote: Bool
+    public init(candidateEpoch: Int32, candidateId: NodeID, lastOffsetEpoch: Int32, lastOffset: Int64, preVote: Bool = false) {
         self.candidateEpoch = candidateEpoch
         self.candidateId = candidateId
         self.lastOffsetEpoch = lastOffsetEpoch
         self.lastOffset = lastOffset
+        self.preVote = preVote
     }
 }
 
@@ -48,11 +52,14 @@ public struct VoteResponse: Sendable, Hashable {
     public var leaderEpoch: Int32
     public var leaderId: NodeID?
     public var voteGranted: Bool
-    public init(errorCode: QuorumError = .none, leaderEpoch: Int32, leaderId: NodeID?, voteGranted: Bool) {
+    /// Answers a pre-vote (KIP-996); a granted pre-vote binds the responder to nothing.
+    public var preVote: Bool
+    public init(errorCode: QuorumError = .none, leaderEpoch: Int32, leaderId: NodeID?, voteGranted: Bool, preVote: Bool = false) {
         self.errorCode = errorCode
         self.leaderEpoch = leaderEpoch
         self.leaderId = leaderId
         self.voteGranted = voteGranted
+        self.preVote = preVote
     }
 }
 

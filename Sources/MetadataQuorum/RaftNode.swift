@@ -24,6 +24,12 @@ public struct RaftNode: Sendable {
     /// Candidate: voters that granted their vote in this epoch.
     var votesGranted: Set<NodeID> = []
     var votesRejected: Set<NodeID> = []
+    /// When this node last heard from a leader of its epoch (follower); a voter that has heard
+    /// from one within the fetch timeout refuses pre-votes (KIP-996).
+    var lastLeaderContactMs: Int64?
+    /// Prospective: the leader whose fetch timeout made it stand; hearsay about that leader
+    /// (from other voters) does not send it back to following it.
+    var lostLeaderId: NodeID?
     /// Leader: what it knows about each voter, and its timers.
     var replicas: [NodeID: ReplicaState] = [:]
     var leaderSince: Int64 = 0
@@ -57,7 +63,7 @@ public struct RaftNode: Sendable {
         switch role {
         case .leader: return nextLeaderTick
         case .follower: return min(fetchDeadline, nextFetchAt)
-        case .unattached, .candidate, .resigned: return electionDeadline
+        case .unattached, .prospective, .candidate, .resigned: return electionDeadline
         }
     }
 
@@ -94,13 +100,13 @@ public struct RaftNode: Sendable {
             if now >= nextLeaderTick { leaderTick() }
         case .follower:
             if now >= fetchDeadline, isVoter {
-                becomeCandidate()
+                becomeProspective()
             } else if now >= nextFetchAt {
                 sendFetch()
             }
-        case .unattached, .candidate, .resigned:
+        case .unattached, .prospective, .candidate, .resigned:
             if now >= electionDeadline {
-                if isVoter { becomeCandidate() } else { electionDeadline = now + randomElectionTimeout() }
+                if isVoter { becomeProspective() } else { electionDeadline = now + randomElectionTimeout() }
             }
         }
     }
@@ -136,7 +142,7 @@ public struct RaftNode: Sendable {
         // with a stale log could otherwise keep every up-to-date voter from ever standing).
         let pendingDeadline: Int64? = switch role {
         case .follower: fetchDeadline
-        case .unattached, .candidate, .resigned: electionDeadline
+        case .unattached, .prospective, .candidate, .resigned: electionDeadline
         case .leader: nil
         }
         epoch = newEpoch
@@ -146,6 +152,8 @@ public struct RaftNode: Sendable {
         leaderId = nil
         replicas = [:]
         votesGranted = []
+        votesRejected = []
+        lastLeaderContactMs = nil
         electionDeadline = min(pendingDeadline ?? Int64.max, now + randomElectionTimeout())
     }
 
@@ -160,6 +168,8 @@ public struct RaftNode: Sendable {
         leaderId = leader
         replicas = [:]
         votesGranted = []
+        votesRejected = []
+        lastLeaderContactMs = now
         fetchDeadline = now + randomFetchTimeout()
         pending.append(.becameFollower(leader: leader, epoch: epoch))
         sendFetch()
@@ -174,7 +184,9 @@ public struct RaftNode: Sendable {
             } else {
                 transitionToUnattached(epoch: seen)
             }
-        } else if seen == epoch, let leader, leader != config.nodeId, role == .unattached || role == .candidate {
+        } else if seen == epoch, let leader, leader != config.nodeId,
+            role == .unattached || role == .candidate || (role == .prospective && leader != lostLeaderId)
+        {
             transitionToFollower(leader: leader, epoch: seen)
         }
     }

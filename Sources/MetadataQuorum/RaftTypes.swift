@@ -45,6 +45,9 @@ public struct PersistentState: Sendable, Hashable {
 public enum RaftRole: Sendable, Hashable {
     /// Knows an epoch but no leader; may have voted in it.
     case unattached
+    /// KIP-996: asks the voters whether they would elect it in `epoch + 1` (pre-vote) before
+    /// becoming a candidate; its epoch and vote are unchanged and nothing is persisted.
+    case prospective
     case candidate
     case leader
     case follower

@@ -63,6 +63,7 @@ extension RaftNode {
             response.errorCode == .none
         else { return }
         fetchDeadline = now + randomFetchTimeout()
+        lastLeaderContactMs = now
         // Only the answer to the fetch matching the log as it is now (a stale duplicate is dropped).
         guard response.fetchOffset == log.endOffset, response.lastFetchedEpoch == log.lastEpoch else { return }
 

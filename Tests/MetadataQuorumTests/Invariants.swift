@@ -70,11 +70,11 @@ struct Invariants {
     /// Votes and fetch offsets are never ahead of the disk.
     func sendIsBackedByDisk(_ message: RaftMessage, from: NodeID, to: NodeID, disk: Disk, simulation: Simulation) throws {
         switch message {
-        case .voteResponse(let response) where response.voteGranted:
+        case .voteResponse(let response) where response.voteGranted && !response.preVote:
             if disk.state != PersistentState(epoch: response.leaderEpoch, votedFor: to) {
                 throw simulation.fail("node \(from) granted its vote to \(to) in epoch \(response.leaderEpoch) before persisting it (disk \(disk.state))")
             }
-        case .vote(let request):
+        case .vote(let request) where !request.preVote:
             if disk.state != PersistentState(epoch: request.candidateEpoch, votedFor: from) {
                 throw simulation.fail("candidate \(from) asks for votes before persisting its own")
             }
