@@ -36,6 +36,8 @@ public struct LogReadResult: Sendable {
     /// The offset after the last batch in `records`; the requested offset when empty.
     public var nextOffset: Int64
     public var batchCount: Int
+    /// Records in `records`, from the batch headers.
+    public var recordCount: Int
     public var logStartOffset: Int64
     public var logEndOffset: Int64
     public var highWatermark: Int64
@@ -561,6 +563,7 @@ public final class PartitionLog: @unchecked Sendable {
             // Keep whole batches below the upper bound (headers only, in memory).
             var used = 0
             var count = 0
+            var records = 0
             var nextOffset = header.baseOffset
             let base = buffer.readerIndex
             while let batch = BatchHeader(buffer, at: base + used) {
@@ -569,6 +572,7 @@ public final class PartitionLog: @unchecked Sendable {
                 if count > 0 && batch.baseOffset < nextOffset { break }
                 used += batch.sizeInBytes
                 count += 1
+                records += Int(batch.recordCount)
                 nextOffset = batch.nextOffset
             }
             guard stillValid(generation) else {
@@ -583,14 +587,14 @@ public final class PartitionLog: @unchecked Sendable {
             buffer.moveWriterIndex(to: base + used)
             return LogReadResult(
                 records: buffer, firstOffset: header.baseOffset, nextOffset: nextOffset, batchCount: count,
-                logStartOffset: logStart, logEndOffset: logEnd, highWatermark: highWatermark)
+                recordCount: records, logStartOffset: logStart, logEndOffset: logEnd, highWatermark: highWatermark)
         }
     }
 
     private func emptyRead(_ offset: Int64, _ logStart: Int64, _ logEnd: Int64, _ highWatermark: Int64) -> LogReadResult {
         LogReadResult(
             records: allocator.buffer(capacity: 0), firstOffset: offset, nextOffset: offset, batchCount: 0,
-            logStartOffset: logStart, logEndOffset: logEnd, highWatermark: highWatermark)
+            recordCount: 0, logStartOffset: logStart, logEndOffset: logEnd, highWatermark: highWatermark)
     }
 
     private func stillValid(_ generation: UInt64) -> Bool {

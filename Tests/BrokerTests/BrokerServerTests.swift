@@ -1,5 +1,6 @@
 @testable import Broker
 import KafkaProtocol
+import LogStorage
 import NIOCore
 import Testing
 
@@ -126,7 +127,7 @@ struct BrokerServerTests {
         #expect(try await produce("t", corrupt)?.errorCode == KafkaErrorCode.corruptMessage.rawValue)
         #expect(try await produce("missing", batch)?.errorCode == KafkaErrorCode.unknownTopicOrPartition.rawValue)
         var future = RecordBatchBuilder()
-        try future.append(key: nil, value: ByteBuffer(string: "from the future"), timestamp: WallClock.nowMillis + 2 * 3_600_000)
+        try future.append(key: nil, value: ByteBuffer(string: "from the future"), timestamp: LogClock.nowMillis() + 2 * 3_600_000)
         #expect(try await produce("t", try future.build().buffer)?.errorCode == KafkaErrorCode.invalidTimestamp.rawValue)
         // Produce v2 would carry a legacy message set: refused by version, with a response.
         guard case .produce(let old) = try await c.roundTrip(
@@ -149,6 +150,8 @@ struct BrokerServerTests {
         }
         #expect(offsets.first == 0 || offsets.first == 5)  // whole batches: the one holding offset 3
         #expect(offsets.contains(3) && offsets.last == 9)
+        let metricsText = String(decoding: b.broker.metrics.render(), as: UTF8.self)
+        #expect(metricsText.contains("petrel_topic_records_out_total{topic=\"t\"} \(offsets.count)"), "records out counted from batch headers")
 
         let outOfRange = FetchRequest(replicaId: -1, maxWaitMs: 0, minBytes: 1, maxBytes: 1 << 20,
                                       topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 99, partitionMaxBytes: 1 << 20)])])
@@ -189,7 +192,7 @@ struct BrokerServerTests {
         _ = try await c.roundTrip(CreateTopicsRequest(topics: [.init(name: "big", numPartitions: 1, replicationFactor: 1)], timeoutMs: 1000), version: 7)
         var builder = RecordBatchBuilder()
         let value = ByteBuffer(repeating: 0x61, count: 1000)
-        for i in 0..<900 { try builder.append(key: nil, value: value, timestamp: WallClock.nowMillis + Int64(i % 2)) }
+        for i in 0..<900 { try builder.append(key: nil, value: value, timestamp: LogClock.nowMillis() + Int64(i % 2)) }
         _ = try await c.roundTrip(ProduceRequest(acks: 1, timeoutMs: 1000, topicData: [.init(name: "big", partitionData: [.init(index: 0, records: try builder.build().buffer)])]), version: 9)
         let stalled = try await RawKafkaConnection(port: b.broker.kafkaPort, autoRead: false)
         let fetch = FetchRequest(replicaId: -1, maxWaitMs: 0, minBytes: 1, maxBytes: 1 << 20,

@@ -85,7 +85,7 @@ final class GroupCoordinator: Sendable {
         let interval = Int64(max(1000, c.offsetsRetentionCheckIntervalMs))
         eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(interval), delay: .milliseconds(interval)) { [weak self] task in
             guard let self else { task.cancel(); return }
-            self.expireOffsets(now: WallClock.nowMillis)
+            self.expireOffsets(now: LogClock.nowMillis())
         }
     }
 
@@ -192,7 +192,7 @@ final class GroupCoordinator: Sendable {
         s.loaded.insert(index)
         let tp = TopicPartition(topic: Self.topicName, partition: index)
         guard let partition = replicas.partition(tp) else { return }
-        let now = WallClock.nowMillis
+        let now = LogClock.nowMillis()
         var offset = partition.log.logStartOffset
         let end = partition.log.logEndOffset
         var groupValues: [String: GroupMetadataValue?] = [:]
@@ -253,7 +253,7 @@ final class GroupCoordinator: Sendable {
         let tp = TopicPartition(topic: Self.topicName, partition: partition(for: groupId))
         guard let partition = replicas.partition(tp) else { return .notCoordinator }
         var builder = RecordBatchBuilder()
-        let now = WallClock.nowMillis
+        let now = LogClock.nowMillis()
         do {
             for r in records { try builder.append(key: r.key, value: r.value, timestamp: now) }
             let batch = try builder.build()
@@ -345,7 +345,7 @@ final class GroupCoordinator: Sendable {
             s.timers[groupId] = nil
         }
         guard let deadline else { return }
-        let delay = max(0, deadline - WallClock.nowMillis)
+        let delay = max(0, deadline - LogClock.nowMillis())
         let task = eventLoop.scheduleTask(in: .milliseconds(delay)) { [self] in self.tick(groupId: groupId) }
         s.timers[groupId] = (deadline, task)
     }
@@ -354,7 +354,7 @@ final class GroupCoordinator: Sendable {
         let done: [Completion] = state.withLock { s in
             s.timers[groupId] = nil
             guard var g = s.groups[groupId] else { return [] }
-            let outputs = g.tick(now: WallClock.nowMillis)
+            let outputs = g.tick(now: LogClock.nowMillis())
             s.groups[groupId] = g
             return processLocked(&s, groupId: groupId, outputs)
         }
@@ -393,7 +393,7 @@ final class GroupCoordinator: Sendable {
                 return ((), [.join(token: token, .failure(.groupMaxSizeReached, memberId: input.memberId))])
             }
             let prefix = input.groupInstanceId ?? input.clientId
-            let outputs = group.join(input, token: token, now: WallClock.nowMillis) { prefix + "-" + UUID().uuidString.lowercased() }
+            let outputs = group.join(input, token: token, now: LogClock.nowMillis()) { prefix + "-" + UUID().uuidString.lowercased() }
             g = group
             return ((), outputs)
         }
@@ -410,7 +410,7 @@ final class GroupCoordinator: Sendable {
             s.syncPromises[token] = promise
             guard var group = g else { return ((), [.sync(token: token, SyncResult(error: .unknownMemberId))]) }
             let outputs = group.sync(memberId: memberId, instanceId: instanceId, generationId: generationId, protocolType: protocolType,
-                                     protocolName: protocolName, assignments: assignments, token: token, now: WallClock.nowMillis)
+                                     protocolName: protocolName, assignments: assignments, token: token, now: LogClock.nowMillis())
             g = group
             return ((), outputs)
         }
@@ -421,7 +421,7 @@ final class GroupCoordinator: Sendable {
         if let e = checkCoordinator(groupId) { return e }
         return withGroup(groupId, create: false) { _, g in
             guard var group = g else { return (.unknownMemberId, []) }
-            let e = group.heartbeat(memberId: memberId, instanceId: instanceId, generationId: generationId, now: WallClock.nowMillis)
+            let e = group.heartbeat(memberId: memberId, instanceId: instanceId, generationId: generationId, now: LogClock.nowMillis())
             g = group
             return (e, [])
         }
@@ -431,7 +431,7 @@ final class GroupCoordinator: Sendable {
         if let e = checkCoordinator(groupId) { return (e, []) }
         return withGroup(groupId, create: false) { _, g in
             guard var group = g else { return ((.none, members.map { _ in .unknownMemberId }), []) }
-            let (errors, outputs) = group.leave(members, now: WallClock.nowMillis)
+            let (errors, outputs) = group.leave(members, now: LogClock.nowMillis())
             g = group
             return ((.none, errors), outputs)
         }
@@ -453,7 +453,7 @@ final class GroupCoordinator: Sendable {
         if let e = checkCoordinator(r.groupId) { return r.offsets.map { _ in e } }
         return withGroup(r.groupId, create: r.generationId < 0) { s, g -> ([KafkaErrorCode], [GroupOutput]) in
             guard var group = g else { return (r.offsets.map { _ in .illegalGeneration }, []) }
-            let now = WallClock.nowMillis
+            let now = LogClock.nowMillis()
             var groupError: KafkaErrorCode = .none
             if group.phase == .dead {
                 groupError = .coordinatorNotAvailable

@@ -25,7 +25,7 @@ final class LocalMetadataLog: MetadataLogStore {
 
     func append(_ records: [MetadataRecord]) throws -> Int64 {
         var builder = RecordBatchBuilder()
-        let now = WallClock.nowMillis
+        let now = LogClock.nowMillis()
         for record in records {
             var value = ByteBuffer()
             try MetadataRecordCodec.encode(record, into: &value)

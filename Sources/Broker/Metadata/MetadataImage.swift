@@ -46,10 +46,6 @@ struct MetadataImage: Sendable {
     var brokerConfigs: [String: [String: String]] = [:]
     var nextProducerId: Int64 = 0
 
-    func topic(id: KafkaUUID) -> TopicImage? {
-        topicNames[id].flatMap { topics[$0] }
-    }
-
     mutating func apply(_ record: MetadataRecord) {
         switch record {
         case .topic(let r):

@@ -76,7 +76,7 @@ public final class BrokerMetrics: Sendable {
             bytesIn: registry.makeCounter(descriptor: Self.name("topic_bytes_in", "total", "Record batch bytes appended"), labels: labels),
             bytesOut: registry.makeCounter(descriptor: Self.name("topic_bytes_out", "total", "Record batch bytes fetched"), labels: labels),
             recordsIn: registry.makeCounter(descriptor: Self.name("topic_records_in", "total", "Records appended"), labels: labels),
-            recordsOut: registry.makeCounter(descriptor: Self.name("topic_records_out", "total", "Records fetched (counted per batch header)"), labels: labels))
+            recordsOut: registry.makeCounter(descriptor: Self.name("topic_records_out", "total", "Records fetched (from batch headers)"), labels: labels))
         return topics.withLock { map in
             if let raced = map[name] { return raced }
             map[name] = metrics

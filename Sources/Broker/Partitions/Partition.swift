@@ -113,7 +113,7 @@ final class Partition: Sendable {
     /// from batch headers only (first and max timestamp).
     private func checkTimestamps(_ records: ByteBuffer, settings: PartitionSettings) -> AppendFailure? {
         guard settings.timestampBeforeMaxMs < Int64.max || settings.timestampAfterMaxMs < Int64.max else { return nil }
-        let now = WallClock.nowMillis
+        let now = LogClock.nowMillis()
         var iterator = RecordBatchIterator(records, allowPartialTrailingBatch: false)
         var index: Int32 = 0
         while let batch = try? iterator.next() {
@@ -142,7 +142,10 @@ final class Partition: Sendable {
     func read(offset: Int64, maxBytes: Int, minOneBatch: Bool, isFollower: Bool) throws(LogStorageError) -> ReadResult {
         let hw = log.highWatermark
         let result = try log.read(from: offset, maxBytes: maxBytes, upTo: isFollower ? nil : hw, minOneBatch: minOneBatch)
-        if result.records.readableBytes > 0 { metrics.bytesOut.increment(by: Int64(result.records.readableBytes)) }
+        if result.records.readableBytes > 0 {
+            metrics.bytesOut.increment(by: Int64(result.records.readableBytes))
+            metrics.recordsOut.increment(by: Int64(result.recordCount))
+        }
         return ReadResult(records: result.records, highWatermark: hw, logStartOffset: result.logStartOffset)
     }
 

@@ -88,13 +88,10 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                 handleUndecodable(context: context, prefix: prefix, error: error)
                 continue
             }
-            var requestLogger = logger
-            requestLogger[metadataKey: "api"] = "\(request.apiKey.name)"
-            if let clientId = request.header.clientId { requestLogger[metadataKey: "client_id"] = "\(clientId)" }
             let requestContext = RequestContext(
                 apiKey: request.apiKey, apiVersion: request.apiVersion, correlationId: request.header.correlationId,
                 clientId: request.header.clientId, clientAddress: clientAddress, listenerName: listenerName,
-                eventLoop: context.eventLoop, logger: requestLogger)
+                eventLoop: context.eventLoop, connectionLogger: logger)
             let started = NIODeadline.now()
             switch router.handle(request.body, context: requestContext) {
             case .response(let response):
@@ -107,7 +104,6 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                 let version = request.apiVersion
                 let correlationId = request.header.correlationId
                 let apiKey = request.apiKey
-                let failureLogger = requestLogger
                 // Completed on this channel's event loop: the handler and its context are used
                 // from their own loop only.
                 future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
@@ -117,7 +113,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                     case .success(let response):
                         write(context: context, response: response, version: version, correlationId: correlationId)
                     case .failure(let error):
-                        failureLogger.error("request failed: \(error); answering UNKNOWN_SERVER_ERROR")
+                        requestContext.logger.error("request failed: \(error); answering UNKNOWN_SERVER_ERROR")
                         write(context: context, response: .errorResponse(apiKey: apiKey, version: version, errorCode: KafkaErrorCode.unknownServerError.rawValue),
                               version: version, correlationId: correlationId)
                     }

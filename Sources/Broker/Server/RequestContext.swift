@@ -11,7 +11,17 @@ struct RequestContext {
     var clientAddress: String
     var listenerName: String
     var eventLoop: EventLoop
-    var logger: Logger
+    /// The connection's logger (names the client address); `logger` adds the request.
+    var connectionLogger: Logger
+
+    /// A logger naming the client, API and client id. Built when a handler logs, not for every
+    /// request.
+    var logger: Logger {
+        var l = connectionLogger
+        l[metadataKey: "api"] = "\(apiKey.name)"
+        if let clientId { l[metadataKey: "client_id"] = "\(clientId)" }
+        return l
+    }
 
     /// Logger metadata naming the client and request, for every warning a handler logs.
     func logger(topic: String? = nil, partition: Int32? = nil) -> Logger {
