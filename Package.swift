@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "protocol-gen", targets: ["ProtocolGen"]),
         .executable(name: "petrel-fuzz", targets: ["PetrelFuzz"]),
         .library(name: "KafkaProtocol", targets: ["KafkaProtocol"]),
+        .library(name: "KafkaClient", targets: ["KafkaClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -18,6 +19,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // CRC-32C (Castagnoli): SSE4.2 hardware path with a slicing-by-8 fallback.
@@ -58,15 +63,47 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // Pure-Swift async Kafka client on SwiftNIO: connections, Producer, Consumer (groups), Admin.
+        .target(
+            name: "KafkaClient",
+            dependencies: [
+                "KafkaProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The Collatz workload: chain generator, producer worker, ClickHouse sink, answers store.
+        .target(
+            name: "Collatz",
+            dependencies: [
+                "KafkaClient",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The answers REST API (Hummingbird): the four questions, plots, OpenAPI.
+        .target(
+            name: "AnswersAPI",
+            dependencies: [
+                "Collatz",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Reads ../shared/kafka-protocol specs and writes Sources/KafkaProtocol/Generated.
         .target(name: "ProtocolGenKit"),
         .executableTarget(name: "ProtocolGen", dependencies: ["ProtocolGenKit"]),
         .executableTarget(
             name: "petrel",
             dependencies: [
-                "KafkaProtocol", "Broker",
+                "KafkaProtocol", "Broker", "KafkaClient", "Collatz", "AnswersAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
         .executableTarget(
@@ -111,5 +148,21 @@ let package = Package(
         .testTarget(name: "InteropTests"),
         .testTarget(name: "MetadataQuorumTests", dependencies: ["MetadataQuorum"]),
         .testTarget(name: "PartitionReplicationTests", dependencies: ["PartitionReplication"]),
+        .testTarget(
+            name: "KafkaClientTests",
+            dependencies: [
+                "KafkaClient", "KafkaProtocol", "Broker",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "CollatzTests",
+            dependencies: [
+                "Collatz", "AnswersAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
     ]
 )

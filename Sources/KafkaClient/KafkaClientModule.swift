@@ -1,0 +1,1 @@
+// The KafkaClient target; see KafkaClient.swift once it lands.
