@@ -1,1 +1,0 @@
-// The KafkaClient target; see KafkaClient.swift once it lands.
