@@ -1,6 +1,0 @@
-import Testing
-@testable import Collatz
-
-@Suite struct CollatzPlaceholderTests {
-    @Test func placeholder() {}
-}

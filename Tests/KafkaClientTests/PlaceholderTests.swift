@@ -1,6 +1,0 @@
-import Testing
-@testable import KafkaClient
-
-@Suite struct KafkaClientPlaceholderTests {
-    @Test func placeholder() {}
-}
