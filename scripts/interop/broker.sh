@@ -5,6 +5,11 @@
 #   scripts/interop/broker.sh argv KIND PORT DATADIR [key=value ...]
 #       prints the broker's argv, one argument per line (KIND: petrel | tansu);
 #       key=value pairs become extra `--override key=value` (petrel only)
+#   scripts/interop/broker.sh cluster-argv NODE_ID NODES DATADIR BASEPORT CBASEPORT [key=value ...]
+#       prints the argv of node NODE_ID (1..NODES) of a local petrel cluster, one argument per
+#       line: broker+controller, clients on BASEPORT+NODE_ID-1, quorum on CBASEPORT+NODE_ID-1,
+#       data in DATADIR/node-NODE_ID, RF=min(3,NODES), min.insync=min(2,RF); key=value pairs come
+#       last and win.  The same settings as `petrel cluster` (Sources/petrel/ClusterCommand.swift).
 #   scripts/interop/broker.sh petrel-bin
 #       builds petrel if needed and prints the binary's path
 #
@@ -45,6 +50,35 @@ broker_argv() {
       ;;
     *) echo "broker.sh: unknown broker kind '$kind' (petrel|tansu)" >&2; return 2 ;;
   esac
+}
+
+# cluster_argv NODE_ID NODES DATADIR BASEPORT CBASEPORT [key=value ...]  -> fills BROKER_ARGV
+cluster_argv() {
+  local node=$1 nodes=$2 datadir=$3 base=$4 cbase=$5 kv bin i voters="" rf
+  shift 5
+  if ! [[ "$node" =~ ^[1-9]$ && "$nodes" =~ ^[1-9]$ && "$base" =~ ^[0-9]+$ && "$cbase" =~ ^[0-9]+$ ]] || ((node > nodes)); then
+    echo "broker.sh: cluster-argv NODE_ID NODES DATADIR BASEPORT CBASEPORT: bad arguments '$node $nodes $datadir $base $cbase'" >&2
+    return 2
+  fi
+  bin=$(petrel_bin) || return 1
+  for ((i = 1; i <= nodes; i++)); do voters+="${voters:+,}$i@127.0.0.1:$((cbase + i - 1))"; done
+  rf=$((nodes < 3 ? nodes : 3))
+  BROKER_ARGV=("$bin" broker
+    --override "node.id=$node"
+    --override process.roles=broker,controller
+    --override "listeners=PLAINTEXT://127.0.0.1:$((base + node - 1)),CONTROLLER://127.0.0.1:$((cbase + node - 1))"
+    --override "advertised.listeners=PLAINTEXT://127.0.0.1:$((base + node - 1))"
+    --override controller.listener.names=CONTROLLER
+    --override listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+    --override inter.broker.listener.name=PLAINTEXT
+    --override "controller.quorum.voters=$voters"
+    --override "log.dirs=$datadir/node-$node"
+    --override petrel.metrics.listener=127.0.0.1:0
+    --override "default.replication.factor=$rf"
+    --override "min.insync.replicas=$((rf < 2 ? rf : 2))"
+    --override "offsets.topic.replication.factor=$rf"
+    --override num.partitions=1)
+  for kv in "$@"; do BROKER_ARGV+=(--override "$kv"); done
 }
 
 # unblock_signals_or_reexec "$0" "$@": when this shell inherited blocked signals (Foundation's
@@ -136,7 +170,8 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   shift || true
   case "$cmd" in
     argv) broker_argv "$@"; printf '%s\n' "${BROKER_ARGV[@]}" ;;
+    cluster-argv) cluster_argv "$@"; printf '%s\n' "${BROKER_ARGV[@]}" ;;
     petrel-bin) petrel_bin ;;
-    *) echo "usage: $0 argv KIND PORT DATADIR [key=value ...] | petrel-bin" >&2; exit 2 ;;
+    *) echo "usage: $0 argv KIND PORT DATADIR [key=value ...] | cluster-argv NODE_ID NODES DATADIR BASEPORT CBASEPORT [key=value ...] | petrel-bin" >&2; exit 2 ;;
   esac
 fi
