@@ -1,0 +1,487 @@
+import KafkaProtocol
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// A Kafka producer: per-partition batching (`linger.ms`, `batch.size`), `buffer.memory`
+/// back-pressure, gzip, acks 0/1/all, idempotence (producer id + sequence numbers, ordered
+/// retries), the murmur2 partitioner.
+///
+/// `send` awaits the acknowledgement; `produce` only waits while `buffer.memory` is full, and its
+/// failures surface from the next `flush()`. Records are encoded into their batch's buffer when
+/// sent to the producer; nothing per record is allocated beyond that (and a continuation for
+/// `send`).
+public final class KafkaProducer: Sendable {
+    public let configuration: ProducerConfiguration
+    let client: KafkaClient
+    let logger: Logger
+    private let state: Locked<State>
+    private let ownsClient: Bool
+
+    struct State {
+        var accumulator: RecordAccumulator
+        /// Partition counts per topic (from metadata).
+        var partitionCounts: [String: Int] = [:]
+        var leaders: [TopicPartition: Int32] = [:]
+        /// Keyless records' sticky partition per topic.
+        var sticky: [String: Int32] = [:]
+        var inFlightPerNode: [Int32: Int] = [:]
+        var senderWaiter: CheckedContinuation<Void, Never>?
+        var wakeupPending = false
+        var memoryWaiters: [CheckedContinuation<Void, Never>] = []
+        var flushWaiters: [CheckedContinuation<Void, Never>] = []
+        var firstError: KafkaClientError?
+        var producerId: Int64 = -1
+        var producerEpoch: Int16 = -1
+        var closed = false
+        var senderStarted = false
+        var metadataStale = false
+        var timerArmedUntil: UInt64 = .max
+    }
+
+    /// A producer on an existing client (shared connections and metadata).
+    public init(client: KafkaClient, configuration: ProducerConfiguration = ProducerConfiguration(), logger: Logger? = nil) throws(KafkaClientError) {
+        let config = try configuration.validated()
+        self.configuration = config
+        self.client = client
+        self.logger = logger ?? client.logger
+        self.ownsClient = false
+        self.state = Locked(State(accumulator: RecordAccumulator(
+            batchSize: config.batchSize, lingerMs: config.lingerMs, compression: config.compression,
+            compressionLevel: config.compressionLevel, idempotent: config.enableIdempotence,
+            maxInFlightPerPartition: config.maxInFlightRequestsPerConnection)))
+    }
+
+    /// A producer with its own client.
+    public convenience init(bootstrapServers: [String], configuration: ProducerConfiguration = ProducerConfiguration()) throws(KafkaClientError) {
+        try self.init(client: KafkaClient(bootstrapServers: bootstrapServers), configuration: configuration)
+    }
+
+    // MARK: - Sending
+
+    /// Sends a record and waits for its acknowledgement.
+    @discardableResult
+    public func send(_ record: ProducerRecord) async throws(KafkaClientError) -> RecordMetadata {
+        let (tp, timestamp) = try await prepare(record)
+        do {
+            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RecordMetadata, any Error>) in
+                do {
+                    try self.append(record, to: tp, timestamp: timestamp, waiter: continuation)
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        } catch {
+            throw KafkaClientError.wrap(error)
+        }
+    }
+
+    /// Sends a record without waiting for the acknowledgement (fire-and-forget). Suspends only
+    /// while `buffer.memory` is full. A failure is reported by the next ``flush()``.
+    public func produce(_ record: ProducerRecord) async throws(KafkaClientError) {
+        let (tp, timestamp) = try await prepare(record)
+        try append(record, to: tp, timestamp: timestamp, waiter: nil)
+    }
+
+    /// Sends everything buffered and waits until all of it is acknowledged or failed. Throws the
+    /// first fire-and-forget failure since the last flush.
+    public func flush() async throws(KafkaClientError) {
+        let empty = state.withLock { s -> Bool in
+            if s.accumulator.isEmpty { return true }
+            s.accumulator.flushing += 1
+            return false
+        }
+        if !empty {
+            wakeSender()
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let done = state.withLock { s -> Bool in
+                    if s.accumulator.isEmpty { return true }
+                    s.flushWaiters.append(c)
+                    return false
+                }
+                if done { c.resume() }
+            }
+            state.withLock { $0.accumulator.flushing -= 1 }
+        }
+        let error = state.withLock { s -> KafkaClientError? in
+            defer { s.firstError = nil }
+            return s.firstError
+        }
+        if let error { throw error }
+    }
+
+    /// Flushes, then stops the producer. Later sends throw ``KafkaClientError/closed``.
+    public func close() async {
+        try? await flush()
+        state.withLock { $0.closed = true }
+        wakeSender()
+        if ownsClient { await client.shutdown() }
+    }
+
+    /// Picks the partition (waiting for metadata if needed) and applies back-pressure.
+    private func prepare(_ record: ProducerRecord) async throws(KafkaClientError) -> (TopicPartition, Int64) {
+        let timestamp = record.timestamp ?? currentTimeMillis()
+        let size = record.estimatedSize
+        if size > configuration.maxRequestSize || size > configuration.bufferMemory {
+            throw .recordTooLarge(size)
+        }
+        var attempts = 0
+        while true {
+            enum Step { case ready(TopicPartition), needMetadata, full, closed }
+            let step: Step = state.withLock { s in
+                if s.closed { return .closed }
+                guard let count = s.partitionCounts[record.topic] else { return .needMetadata }
+                if s.accumulator.bufferedBytes + size > configuration.bufferMemory && !s.accumulator.isEmpty { return .full }
+                if let p = record.partition { return .ready(TopicPartition(topic: record.topic, partition: p)) }
+                return .ready(TopicPartition(topic: record.topic, partition: choosePartition(record, count: count, state: &s)))
+            }
+            switch step {
+            case .closed:
+                throw .closed
+            case let .ready(tp):
+                if let count = state.withLock({ $0.partitionCounts[tp.topic] }), tp.partition < 0 || Int(tp.partition) >= count {
+                    throw .unknownPartition(tp)
+                }
+                return (tp, timestamp)
+            case .needMetadata:
+                attempts += 1
+                try await loadTopic(record.topic, attempt: attempts)
+            case .full:
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    let stillFull = state.withLock { s -> Bool in
+                        if s.accumulator.bufferedBytes + size > configuration.bufferMemory && !s.accumulator.isEmpty {
+                            s.memoryWaiters.append(c)
+                            return true
+                        }
+                        return false
+                    }
+                    if !stillFull { c.resume() }
+                }
+            }
+        }
+    }
+
+    private func choosePartition(_ record: ProducerRecord, count: Int, state s: inout State) -> Int32 {
+        switch configuration.partitioner {
+        case let .custom(f):
+            return f(record.key, count)
+        case .murmur2Random:
+            if let key = record.key {
+                return Murmur2.partition(forKey: key, partitionCount: count)
+            }
+            if let p = s.sticky[record.topic], Int(p) < count { return p }
+            let p = Int32.random(in: 0..<Int32(count))
+            s.sticky[record.topic] = p
+            return p
+        }
+    }
+
+    private func loadTopic(_ topic: String, attempt: Int) async throws(KafkaClientError) {
+        let metadata: ClusterMetadata
+        do {
+            metadata = try await client.core.refreshMetadata(topics: [topic], allowAutoCreate: true)
+        } catch {
+            if attempt > 20 || !error.isRetriable { throw error }
+            try? await Task.sleep(for: client.configuration.retryPolicy.backoff(attempt: attempt))
+            return
+        }
+        guard let count = metadata.partitionCount(topic) else {
+            if attempt > 20 { throw .unknownTopic(topic) }
+            // Auto-created topics may take a moment to get leaders.
+            try? await Task.sleep(for: client.configuration.retryPolicy.backoff(attempt: attempt))
+            return
+        }
+        updateMetadata(metadata)
+        state.withLock { $0.partitionCounts[topic] = count }
+    }
+
+    private func updateMetadata(_ metadata: ClusterMetadata) {
+        state.withLock { s in
+            for (name, topic) in metadata.topics where s.partitionCounts[name] != nil || !topic.partitions.isEmpty {
+                s.partitionCounts[name] = topic.partitions.count
+                for p in topic.partitions {
+                    s.leaders[TopicPartition(topic: name, partition: p.partition)] = p.leader >= 0 ? p.leader : nil
+                }
+            }
+            s.metadataStale = false
+        }
+    }
+
+    private func append(_ record: ProducerRecord, to tp: TopicPartition, timestamp: Int64, waiter: CheckedContinuation<RecordMetadata, any Error>?) throws(KafkaClientError) {
+        let now = monotonicNanos()
+        var wake = false
+        var armTimer = false
+        var startSender = false
+        try state.withLock { s throws(KafkaClientError) in
+            if s.closed { throw KafkaClientError.closed }
+            let outcome = try s.accumulator.append(
+                tp, key: record.key, value: record.value, headers: record.headers, timestamp: timestamp,
+                size: record.estimatedSize, now: now)
+            guard case let .appended(index, batch, newBatch, closedBatch) = outcome else { return }
+            if let waiter { batch.waiters.append((index, waiter)) }
+            if closedBatch {
+                wake = true
+                if record.key == nil && record.partition == nil { s.sticky[tp.topic] = nil }
+            }
+            if newBatch && now + s.accumulator.lingerNanos < s.timerArmedUntil {
+                s.timerArmedUntil = now + s.accumulator.lingerNanos
+                armTimer = true
+            }
+            if !s.senderStarted {
+                s.senderStarted = true
+                startSender = true
+            }
+        }
+        if startSender { startSenderTask() }
+        if armTimer { armLingerTimer(nanos: UInt64(configuration.lingerMs) * 1_000_000) }
+        if wake { wakeSender() }
+    }
+
+    private func armLingerTimer(nanos: UInt64) {
+        MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(Int64(nanos))) { [self] in
+            self.state.withLock { $0.timerArmedUntil = .max }
+            self.wakeSender()
+        }
+    }
+
+    private func wakeSender() {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if let w = s.senderWaiter {
+                s.senderWaiter = nil
+                return w
+            }
+            s.wakeupPending = true
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    // MARK: - Sender
+
+    private func startSenderTask() {
+        Task { [self] in await self.senderLoop() }
+    }
+
+    private func senderLoop() async {
+        if configuration.enableIdempotence {
+            await initProducerId()
+        }
+        while true {
+            // Wait for work.
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let run = state.withLock { s -> Bool in
+                    if s.wakeupPending || s.closed {
+                        s.wakeupPending = false
+                        return true
+                    }
+                    s.senderWaiter = c
+                    return false
+                }
+                if run { c.resume() }
+            }
+            let (closed, empty, stale) = state.withLock { ($0.closed, $0.accumulator.isEmpty, $0.metadataStale) }
+            if closed && empty { return }
+            if stale { await refreshLeaders() }
+            sendReady()
+        }
+    }
+
+    /// Sends every batch that is ready and allowed now, one Produce request per leader.
+    private func sendReady() {
+        let now = monotonicNanos()
+        let maxInFlight = configuration.maxInFlightRequestsPerConnection
+        let drained: [Int32: [ProducerBatch]]
+        var expired: [ProducerBatch] = []
+        var rearm: UInt64?
+        var missingLeader = false
+        do {
+            drained = try state.withLock { s throws(KafkaClientError) in
+                s.accumulator.closeExpired(now: now)
+                let pid = s.producerId, epoch = s.producerEpoch
+                let leaders = s.leaders
+                let inFlight = s.inFlightPerNode
+                let result = try s.accumulator.drain(
+                    leaderOf: { tp in
+                        if let l = leaders[tp] { return l }
+                        missingLeader = true
+                        return nil
+                    },
+                    nodeMayTake: { (inFlight[$0] ?? 0) < maxInFlight },
+                    producerId: pid, producerEpoch: epoch, maxBytesPerNode: configuration.maxRequestSize)
+                for (node, _) in result { s.inFlightPerNode[node, default: 0] += 1 }
+                if let d = s.accumulator.nextLingerDeadline(), d < s.timerArmedUntil {
+                    s.timerArmedUntil = d
+                    rearm = d > now ? d - now : 0
+                }
+                if missingLeader { s.metadataStale = true }
+                return result
+            }
+        } catch {
+            logger.error("producer: \(error)")
+            return
+        }
+        _ = expired
+        if let rearm { armLingerTimer(nanos: max(rearm, 100_000)) }
+        if missingLeader {
+            // Retry after a metadata refresh.
+            Task { [self] in
+                try? await Task.sleep(for: .milliseconds(client.configuration.retryBackoffMs))
+                self.wakeSender()
+            }
+        }
+        for (node, batches) in drained {
+            Task { [self] in await self.sendProduce(node: node, batches: batches) }
+        }
+        expired.removeAll()
+    }
+
+    private func sendProduce(node: Int32, batches: [ProducerBatch]) async {
+        var request = ProduceRequest(acks: configuration.acks.rawValue, timeoutMs: Int32(configuration.requestTimeoutMs))
+        var byTopic: [String: [ProduceRequest.PartitionProduceData]] = [:]
+        for b in batches {
+            byTopic[b.topicPartition.topic, default: []].append(
+                ProduceRequest.PartitionProduceData(index: b.topicPartition.partition, records: b.built?.buffer))
+        }
+        request.topicData = byTopic.map { ProduceRequest.TopicProduceData(name: $0.key, partitionData: $0.value) }
+        var results: [TopicPartition: ProduceResponse.PartitionProduceResponse] = [:]
+        var requestError: KafkaClientError?
+        do {
+            let connection = try await client.core.connection(to: .node(node))
+            if configuration.acks == .none {
+                try await connection.sendWithoutResponse(request)
+            } else {
+                let response = try await connection.send(request, timeoutMs: configuration.requestTimeoutMs + 5_000)
+                for t in response.responses {
+                    for p in t.partitionResponses { results[TopicPartition(topic: t.name, partition: p.index)] = p }
+                }
+            }
+        } catch {
+            requestError = error
+        }
+        var retry = false
+        var finished: [(ProducerBatch, Result<(Int64, Int64), KafkaClientError>)] = []
+        let now = monotonicNanos()
+        let deliveryNanos = UInt64(configuration.deliveryTimeoutMs) * 1_000_000
+        state.withLock { s in
+            s.inFlightPerNode[node, default: 1] -= 1
+            for b in batches {
+                let tp = b.topicPartition
+                var error: KafkaClientError? = requestError
+                var baseOffset: Int64 = -1
+                var ts: Int64 = -1
+                if error == nil && configuration.acks != .none {
+                    if let r = results[tp] {
+                        error = KafkaClientError.from(r.errorCode, r.errorMessage)
+                        baseOffset = r.baseOffset
+                        ts = r.logAppendTimeMs
+                    } else {
+                        error = .protocolViolation("Produce answer lacks \(tp)")
+                    }
+                }
+                if error?.errorCode == .duplicateSequenceNumber {
+                    error = nil
+                    baseOffset = -1
+                }
+                guard let failure = error else {
+                    s.accumulator.finished(b)
+                    finished.append((b, .success((baseOffset, ts))))
+                    continue
+                }
+                var retriable = failure.isRetriable
+                if failure.errorCode == .outOfOrderSequenceNumber && s.accumulator.hasRetryPending(tp) { retriable = true }
+                if retriable && now - b.createdAt < deliveryNanos {
+                    s.accumulator.requeue(b)
+                    if failure.invalidatesMetadata { s.metadataStale = true }
+                    retry = true
+                } else {
+                    s.accumulator.finished(b)
+                    finished.append((b, .failure(failure)))
+                    if s.firstError == nil { s.firstError = failure }
+                }
+            }
+        }
+        for (b, result) in finished {
+            switch result {
+            case let .success((offset, ts)):
+                b.complete(baseOffset: offset, timestamp: ts)
+            case let .failure(e):
+                logger.debug("producer: batch for \(b.topicPartition) failed: \(e)")
+                b.fail(e)
+            }
+        }
+        if retry {
+            if let requestError { await client.core.invalidate(requestError) }
+            try? await Task.sleep(for: client.configuration.retryPolicy.backoff(attempt: 1))
+        }
+        releaseWaiters()
+        wakeSender()
+    }
+
+    private func releaseWaiters() {
+        let (memory, flush) = state.withLock { s -> ([CheckedContinuation<Void, Never>], [CheckedContinuation<Void, Never>]) in
+            var memory: [CheckedContinuation<Void, Never>] = []
+            if s.accumulator.bufferedBytes < configuration.bufferMemory {
+                memory = s.memoryWaiters
+                s.memoryWaiters.removeAll()
+            }
+            var flush: [CheckedContinuation<Void, Never>] = []
+            if s.accumulator.isEmpty {
+                flush = s.flushWaiters
+                s.flushWaiters.removeAll()
+            }
+            return (memory, flush)
+        }
+        for c in memory { c.resume() }
+        for c in flush { c.resume() }
+    }
+
+    private func refreshLeaders() async {
+        let topics = state.withLock { Array($0.partitionCounts.keys) }
+        do {
+            let m = try await client.core.refreshMetadata(topics: topics, allowAutoCreate: false)
+            updateMetadata(m)
+        } catch {
+            logger.debug("producer: metadata refresh failed: \(error)")
+        }
+    }
+
+    private func initProducerId() async {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let response = try await client.send(InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: -1))
+                try KafkaClientError.check(response.errorCode)
+                state.withLock { s in
+                    s.producerId = response.producerId
+                    s.producerEpoch = response.producerEpoch
+                }
+                return
+            } catch {
+                if !error.isRetriable || attempt > 10 {
+                    // Cannot be idempotent: fail loudly on every batch rather than silently
+                    // duplicating.
+                    logger.error("producer: InitProducerId failed: \(error)")
+                    state.withLock { s in
+                        if s.firstError == nil { s.firstError = error }
+                    }
+                    return
+                }
+                try? await Task.sleep(for: client.configuration.retryPolicy.backoff(attempt: attempt))
+            }
+        }
+    }
+}
+
+extension KafkaProducer: Service {
+    /// Runs until graceful shutdown (or cancellation), then flushes and closes.
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(3600))
+            }
+        }
+        await close()
+    }
+}
