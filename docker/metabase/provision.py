@@ -17,13 +17,19 @@ Python 3 standard library only. Configuration from the environment (docker/ENVIR
   MB_WAIT_SECONDS           how long to wait for Metabase (600)
   MB_POLL_SECONDS           pause between health checks while waiting (2)
   CLICKHOUSE_HOST (clickhouse), CLICKHOUSE_PORT (8123), CLICKHOUSE_USER (default),
-  CLICKHOUSE_PASSWORD_FILE (or CLICKHOUSE_PASSWORD), CLICKHOUSE_DATABASE (collatz)
+  CLICKHOUSE_PASSWORD_FILE (or CLICKHOUSE_PASSWORD), CLICKHOUSE_DATABASE (collatz):
+                            what Metabase is told, to reach ClickHouse
+  CLICKHOUSE_URL            where this script reaches ClickHouse's HTTP interface to create the
+                            database if the sink has not yet (http://CLICKHOUSE_HOST:CLICKHOUSE_PORT);
+                            Metabase checks the connection, database included, when it is added
   MB_UPDATE_SECRETS=1       also rewrite the stored ClickHouse password (Metabase never returns
                             it, so it cannot be compared)
 """
 
+import base64
 import json
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -60,6 +66,8 @@ def config_from_env():
         "wait_seconds": float(os.environ.get("MB_WAIT_SECONDS", "600")),
         "poll_seconds": float(os.environ.get("MB_POLL_SECONDS", "2")),
         "update_secrets": os.environ.get("MB_UPDATE_SECRETS") == "1",
+        "clickhouse_url": os.environ.get("CLICKHOUSE_URL") or "http://{}:{}".format(
+            os.environ.get("CLICKHOUSE_HOST", "clickhouse"), os.environ.get("CLICKHOUSE_PORT", "8123")),
         "clickhouse": {
             "host": os.environ.get("CLICKHOUSE_HOST", "clickhouse"),
             "port": int(os.environ.get("CLICKHOUSE_PORT", "8123")),
@@ -322,6 +330,27 @@ def ensure_admin_session(mb, cfg, report):
     report.append(("admin", cfg["email"], "unchanged"))
 
 
+def ensure_clickhouse_database(cfg, report):
+    """CREATE DATABASE IF NOT EXISTS, so that Metabase's connection check passes before the sink
+    has created its tables (the sink runs the same statement, see clickhouse/schema.sql)."""
+    ch = cfg["clickhouse"]
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ch["dbname"]):
+        raise MetabaseError(f"CLICKHOUSE_DATABASE {ch['dbname']!r} is not a plain identifier")
+    sql = f"CREATE DATABASE IF NOT EXISTS {ch['dbname']}"
+    req = urllib.request.Request(cfg["clickhouse_url"].rstrip("/") + "/", data=sql.encode(), method="POST")
+    token = base64.b64encode(f"{ch['user']}:{ch['password']}".encode()).decode()
+    req.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            resp.read()
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode("utf-8", "replace")[:300]
+        raise MetabaseError(f"ClickHouse at {cfg['clickhouse_url']}: {sql}: HTTP {e.code}: {detail}") from None
+    except (urllib.error.URLError, OSError) as e:
+        raise MetabaseError(f"ClickHouse at {cfg['clickhouse_url']}: {e}") from None
+    report.append(("clickhouse database", ch["dbname"], "present"))
+
+
 def ensure_database(mb, cfg, report):
     ch = cfg["clickhouse"]
     details = {"host": ch["host"], "port": ch["port"], "user": ch["user"],
@@ -431,6 +460,7 @@ def provision(cfg):
     log(f"waiting for Metabase at {cfg['url']}")
     wait_for_metabase(mb, cfg["wait_seconds"], cfg["poll_seconds"])
     ensure_admin_session(mb, cfg, report)
+    ensure_clickhouse_database(cfg, report)
     database_id = ensure_database(mb, cfg, report)
     card_ids = ensure_cards(mb, cfg, database_id, report)
     dash_id = ensure_dashboard(mb, cfg, card_ids, report)

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 class MetabaseStub:
     def __init__(self, ready_after=0, admin_email=None, admin_password=None):
         self.calls = []  # (method, path, body)
+        self.clickhouse_queries = []  # (Authorization header, SQL): the provisioner's own ClickHouse calls
         self.lock = threading.Lock()
         self.ready_after = ready_after
         self.health_calls = 0
@@ -54,7 +55,7 @@ class MetabaseStub:
     def writes(self):
         """Calls that would change something (logins excluded)."""
         return [(m, p) for m, p, _ in self.calls
-                if m in ("POST", "PUT", "DELETE") and p != "/api/session"]
+                if m in ("POST", "PUT", "DELETE") and p not in ("/api/session", "/")]
 
     def _id(self):
         self.next_id += 1
@@ -63,6 +64,9 @@ class MetabaseStub:
     # ------------------------------------------------------------------ routing
 
     def handle(self, method, path, headers, body):
+        if path == "/" and method == "POST":  # ClickHouse's HTTP interface, on the same port
+            self.clickhouse_queries.append((headers.get("Authorization"), body))
+            return 200, ""
         if path == "/api/health":
             self.health_calls += 1
             if self.health_calls <= self.ready_after:
@@ -189,7 +193,10 @@ class MetabaseStub:
             def _serve(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else None
+                if self.path == "/" and raw:
+                    body = raw.decode()  # SQL for the ClickHouse stand-in
+                else:
+                    body = json.loads(raw) if raw else None
                 path = urlsplit(self.path).path
                 with stub.lock:
                     stub.calls.append((self.command, path, body))
