@@ -1,0 +1,139 @@
+/// The hand-written OpenAPI 3.0 description served at `/openapi.json`, the Swagger UI page at
+/// `/docs` (its JavaScript and CSS come from the unpkg CDN: the browser needs internet access)
+/// and a small index page at `/`.
+enum OpenAPIDocument {
+    static let json = #"""
+    {
+      "openapi": "3.0.3",
+      "info": {
+        "title": "Petrel Collatz answers API",
+        "version": "1.0.0",
+        "description": "Answers about the Collatz chains the pipeline stored in ClickHouse. Values above 2^53 are JSON strings holding the exact decimal value."
+      },
+      "paths": {
+        "/longest_step_chain": {
+          "get": {
+            "summary": "The start number with the most steps",
+            "operationId": "longestStepChain",
+            "responses": {
+              "200": {"description": "The longest chain (ties: the smallest start number)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LongestChain"}}}},
+              "404": {"$ref": "#/components/responses/NotFound"},
+              "503": {"$ref": "#/components/responses/Unavailable"}
+            }
+          }
+        },
+        "/highest_value": {
+          "get": {
+            "summary": "The start number whose chain reaches the highest value",
+            "operationId": "highestValue",
+            "responses": {
+              "200": {"description": "The highest peak (ties: the smallest start number)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HighestValue"}}}},
+              "404": {"$ref": "#/components/responses/NotFound"},
+              "503": {"$ref": "#/components/responses/Unavailable"}
+            }
+          }
+        },
+        "/part/{x}": {
+          "get": {
+            "summary": "Start numbers, other than x, whose chains pass through x",
+            "operationId": "passesThrough",
+            "parameters": [
+              {"name": "x", "in": "path", "required": true, "description": "A value, 1 to 2^128-1, in decimal digits", "schema": {"type": "string", "pattern": "^[0-9]{1,39}$"}},
+              {"name": "limit", "in": "query", "required": false, "description": "Page size (default 100)", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+              {"name": "after", "in": "query", "required": false, "description": "Return start numbers greater than this (the previous page's next_after)", "schema": {"type": "integer", "minimum": 0}}
+            ],
+            "responses": {
+              "200": {"description": "One page, ascending", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PassesThrough"}}}},
+              "400": {"$ref": "#/components/responses/BadRequest"},
+              "503": {"$ref": "#/components/responses/Unavailable"}
+            }
+          }
+        },
+        "/plot/{n}": {
+          "get": {
+            "summary": "A chart of every step of n's chain",
+            "operationId": "plotChain",
+            "parameters": [
+              {"name": "n", "in": "path", "required": true, "description": "A start number, 1 to 18446744073709551615", "schema": {"type": "integer", "minimum": 1}},
+              {"name": "format", "in": "query", "required": false, "description": "Image format (only svg)", "schema": {"type": "string", "enum": ["svg"], "default": "svg"}},
+              {"name": "scale", "in": "query", "required": false, "description": "Value axis scale", "schema": {"type": "string", "enum": ["linear", "log"], "default": "linear"}}
+            ],
+            "responses": {
+              "200": {"description": "The chart", "content": {"image/svg+xml": {"schema": {"type": "string"}}}},
+              "400": {"$ref": "#/components/responses/BadRequest"},
+              "404": {"$ref": "#/components/responses/NotFound"},
+              "503": {"$ref": "#/components/responses/Unavailable"}
+            }
+          }
+        },
+        "/healthz": {
+          "get": {
+            "summary": "Liveness and store reachability",
+            "operationId": "health",
+            "responses": {
+              "200": {"description": "Healthy", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string"}}}}}},
+              "503": {"$ref": "#/components/responses/Unavailable"}
+            }
+          }
+        },
+        "/metrics": {
+          "get": {
+            "summary": "Prometheus metrics",
+            "operationId": "metrics",
+            "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+          }
+        }
+      },
+      "components": {
+        "schemas": {
+          "BigInteger": {"description": "A JSON integer up to 2^53, an exact decimal string above", "oneOf": [{"type": "integer"}, {"type": "string", "pattern": "^[0-9]+$"}]},
+          "LongestChain": {"type": "object", "required": ["number", "steps"], "properties": {"number": {"type": "integer"}, "steps": {"type": "integer"}}},
+          "HighestValue": {"type": "object", "required": ["number", "value", "value_decimal"], "properties": {"number": {"type": "integer"}, "value": {"$ref": "#/components/schemas/BigInteger"}, "value_decimal": {"type": "string"}}},
+          "PassesThrough": {"type": "object", "required": ["x", "x_decimal", "count", "numbers", "next_after"], "properties": {"x": {"$ref": "#/components/schemas/BigInteger"}, "x_decimal": {"type": "string"}, "count": {"type": "integer"}, "numbers": {"type": "array", "items": {"type": "integer"}}, "next_after": {"type": "integer", "nullable": true, "description": "Pass as after= for the next page; null on the last page"}}},
+          "Error": {"type": "object", "required": ["error", "status"], "properties": {"error": {"type": "string"}, "status": {"type": "integer"}}}
+        },
+        "responses": {
+          "BadRequest": {"description": "A parameter is missing, not a decimal integer, negative or out of range", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+          "NotFound": {"description": "Nothing stored for this number (or nothing stored yet)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+          "Unavailable": {"description": "The answers store (ClickHouse) does not answer", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        }
+      }
+    }
+    """#
+
+    static let swaggerPage = #"""
+    <!DOCTYPE html>
+    <html lang="en">
+    <head>
+      <meta charset="utf-8">
+      <title>Petrel answers API</title>
+      <link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css">
+    </head>
+    <body>
+      <div id="swagger-ui"></div>
+      <script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js" crossorigin></script>
+      <script>
+        window.onload = () => { window.ui = SwaggerUIBundle({ url: "openapi.json", dom_id: "#swagger-ui" }); };
+      </script>
+    </body>
+    </html>
+    """#
+
+    static let indexPage = #"""
+    <!DOCTYPE html>
+    <html lang="en">
+    <head><meta charset="utf-8"><title>Petrel answers API</title></head>
+    <body style="font-family: sans-serif">
+      <h1>Petrel Collatz answers</h1>
+      <ul>
+        <li><a href="longest_step_chain">longest_step_chain</a></li>
+        <li><a href="highest_value">highest_value</a></li>
+        <li><a href="part/16">part/16</a> (chains through 16)</li>
+        <li><a href="plot/27">plot/27</a></li>
+        <li><a href="docs">docs</a> (Swagger UI), <a href="openapi.json">openapi.json</a></li>
+        <li><a href="healthz">healthz</a>, <a href="metrics">metrics</a></li>
+      </ul>
+    </body>
+    </html>
+    """#
+}
