@@ -7,6 +7,7 @@ import Testing
 ///   ports, healthchecks and start order, Petrel node keys (no Docker engine needed);
 /// - test_provision.py: docker/metabase/provision.py against a stub of the Metabase API
 ///   (calls made, a second run changes nothing);
+/// - test_healthcheck.py: the image's bash-only health probe;
 /// - test_clickhouse_sql.py: the ClickHouse schema and the Metabase cards' SQL on a real
 ///   ClickHouse 18.16 started on loopback.
 ///
