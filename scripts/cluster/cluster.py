@@ -373,6 +373,27 @@ class Cluster:
     def metadata_from(self, node_id: int, topics: list[str] | None = None, timeout: float = 5) -> "NodeMetadata":
         return metadata_from(self.node(node_id).client_port, topics, timeout)
 
+    def wait_formed(self, timeout: float = 30) -> float:
+        """Until every running node reports the same cluster id, every node as a broker, and the
+        same active controller (their own Metadata answers).  Returns seconds."""
+        start = time.monotonic()
+        last = None
+        while time.monotonic() - start < timeout:
+            ids = [n.id for n in self.members.values() if n.alive and not n.stopped_by_signal]
+            try:
+                views = {i: self.metadata_from(i) for i in ids}
+                last = {i: {"cluster": v.cluster_id, "brokers": sorted(v.brokers), "controller": v.controller_id}
+                        for i, v in views.items()}
+                first = next(iter(last.values()))
+                if (first["brokers"] == sorted(self.members) and first["controller"] in self.members
+                        and all(v == first for v in last.values())):
+                    return time.monotonic() - start
+            except Exception as e:  # noqa: BLE001
+                last = e
+            time.sleep(0.2)
+        raise ClusterError(f"the cluster did not form within {timeout:.0f}s: every node must report the same "
+                           f"cluster id, brokers {sorted(self.members)} and one controller; last views: {last}")
+
     def wait_converged(self, topics: list[str], nodes: list[int] | None = None, timeout: float = 30) -> float:
         """Until every listed node (default: the live ones) reports the same controller and, for each
         topic, the same partitions, leaders, leader epochs and ISRs, with a leader for every partition."""

@@ -29,7 +29,8 @@ failed), offsets contiguous, and the replicas' .log files of every partition byt
 Figures per round: failover (kill/stop -> first acks=all acknowledgement of a record sent after
 it, on the partitions the node led), acked, lost (must be 0), duplicates.
 
-Bounds: --timeout per round (default 150 s; the build of petrel is not counted); the cluster is
+Bounds: --timeout per round (default 150 s), --budget for the whole run (default 3600 s; the
+build of petrel is not counted; rounds that do not fit fail as not run); the cluster is
 stopped (SIGCONT, SIGTERM, SIGKILL after 15 s) whatever happens.  Exit status 0 = every round
 passed.  On failure the last --log-lines lines of every node's log are printed.
 """
@@ -316,14 +317,22 @@ def run_scenario(args, scenario: str) -> list[dict]:
                  overrides=overrides, keep=args.keep, env=args.node_env) as c:
         failed = False
         try:
-            signal.setitimer(signal.ITIMER_REAL, args.timeout)
+            signal.setitimer(signal.ITIMER_REAL, max(1.0, min(args.timeout, args.deadline - time.monotonic())))
             c.start(timeout=60)
-            c.controller(timeout=30)
+            log(f"cluster formed in {c.wait_formed(timeout=30):.2f}s")
             signal.setitimer(signal.ITIMER_REAL, 0)
             for n in range(1, args.rounds + 1):
                 r = Round(args, c, scenario, n)
+                limit = min(args.timeout, args.deadline - time.monotonic())
+                if limit < 20:
+                    r.problems.append(f"not run: the --budget of {args.budget:.0f}s is used up")
+                    r.figures.update({"pass": False, "problems": r.problems})
+                    results.append(r.figures)
+                    print_round(r.figures)
+                    failed = True
+                    break
                 log(f"=== {scenario} round {n}/{args.rounds}: topic {r.topic}")
-                signal.setitimer(signal.ITIMER_REAL, args.timeout)
+                signal.setitimer(signal.ITIMER_REAL, limit)
                 try:
                     for node in c.members.values():  # a previous round may have left one down
                         if not node.alive:
@@ -397,6 +406,9 @@ def main() -> int:
                     help=f"any of {', '.join(SCENARIOS)} (default: all)")
     ap.add_argument("--rounds", type=int, default=1, help="rounds per scenario (1)")
     ap.add_argument("--timeout", type=float, default=150, help="bound per round in seconds (150)")
+    ap.add_argument("--budget", type=float, default=3600,
+                    help="bound of the whole run in seconds: no round starts past it, rounds are cut "
+                         "short to fit (3600); rounds not run fail")
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--rate", type=float, default=1000, help="records/s the producer sends (1000)")
     ap.add_argument("--message-timeout-ms", type=int, default=60000,
@@ -432,6 +444,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_term)
 
     log(f"petrel: {petrel_bin()}")
+    args.deadline = time.monotonic() + args.budget  # the build is not counted
     results = []
     try:
         for s in scenarios:
