@@ -186,10 +186,11 @@ class NumberedProducer:
                         out.append((p, seq, off))
         return out
 
-    def latencies(self) -> list[float]:
+    def latencies(self, from_seq: int = 0) -> list[float]:
+        """Send -> delivery callback, in seconds, of the acknowledged records numbered >= from_seq."""
         with self.lock:
             return [self.ack_time[p][s] - self.send_time[p][s]
-                    for p in range(self.partitions) for s in self.ack_time[p]]
+                    for p in range(self.partitions) for s in self.ack_time[p] if s >= from_seq]
 
     def wait_acks(self, n: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
