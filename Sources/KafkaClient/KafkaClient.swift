@@ -132,6 +132,9 @@ actor ClientCore {
         self.logger = logger
     }
 
+    func metadataBrokerMissing(_ id: Int32) -> Bool { metadata.brokers[id] == nil }
+    func addBroker(_ info: BrokerInfo) { metadata.brokers[info.nodeId] = info }
+
     func shutdown() {
         isShutdown = true
         for task in connecting.values { task.cancel() }
