@@ -97,6 +97,8 @@ class Node:
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self.stopped_by_signal = False  # SIGSTOP in effect
+        self.expected_down = True       # not running because the harness stopped or killed it
+        self.deaths: list[str] = []     # exits the harness did not cause
 
     def __repr__(self) -> str:
         return f"node {self.id} (pid {self.pid}, 127.0.0.1:{self.client_port})"
@@ -129,6 +131,7 @@ class Node:
             self.proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True, env={**os.environ, **self.cluster.env})
         self.stopped_by_signal = False
+        self.expected_down = False
         log(f"started {self}")
         if wait:
             self.wait_port(timeout)
@@ -149,7 +152,20 @@ class Node:
             raise ClusterError(f"{self} is not running")
         os.kill(self.proc.pid, signo)
 
+    def check_death(self) -> str | None:
+        """A description of this node's exit if the harness did not cause it (reported once)."""
+        if self.proc is None or self.expected_down or self.proc.poll() is None:
+            return None
+        rc = self.proc.returncode
+        how = f"was killed by {signal.Signals(-rc).name}" if rc < 0 else f"exited with status {rc}"
+        self.expected_down = True
+        msg = f"node {self.id} (pid {self.proc.pid}) {how} without being told to (see its log)"
+        self.deaths.append(msg)
+        return msg
+
     def kill9(self) -> None:
+        self.check_death()
+        self.expected_down = True
         self.signal(signal.SIGKILL)
         self.proc.wait(10)
         self.stopped_by_signal = False
@@ -167,6 +183,8 @@ class Node:
 
     def stop(self, grace: float = 15) -> bool:
         """SIGTERM (after SIGCONT if stopped), SIGKILL after `grace` s.  True if it ended on SIGTERM."""
+        self.check_death()
+        self.expected_down = True
         if not self.alive:
             return True
         if self.stopped_by_signal:
@@ -194,6 +212,8 @@ class Node:
         log(f"wiped {self.data_dir}")
 
     def tail(self, lines: int = 80) -> str:
+        if lines <= 0:
+            return ""
         try:
             with open(self.log_path, errors="replace") as f:
                 return "".join(f.readlines()[-lines:])
@@ -260,7 +280,13 @@ class Cluster:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def unexpected_exits(self) -> list[str]:
+        """Nodes that died since the last call without the harness killing or stopping them."""
+        return [m for m in (n.check_death() for n in self.members.values()) if m]
+
     def logs(self, lines: int = 80) -> str:
+        if lines <= 0:
+            return ""
         return "\n".join(f"===== node {n.id}: {n.log_path} (last {lines} lines) =====\n{n.tail(lines)}"
                          for n in self.members.values())
 
@@ -273,6 +299,13 @@ class Cluster:
             self._admins[bootstrap] = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000,
                                                    "client.id": "petrel-cluster-harness", "log_level": 3})
         return self._admins[bootstrap]
+
+    def describe(self, topic: str) -> str:
+        """{partition: (leader, replicas, isr)} as librdkafka sees it, for messages."""
+        try:
+            return str({i: (p.leader, list(p.replicas), list(p.isrs)) for i, p in sorted(self.partitions(topic).items())})
+        except Exception as e:  # noqa: BLE001
+            return f"(metadata unavailable: {e})"
 
     def partitions(self, topic: str, timeout: float = 5):
         """{partition: PartitionMetadata(leader, replicas, isrs)} from librdkafka, or {} when unknown."""
@@ -391,8 +424,11 @@ class Cluster:
             except Exception as e:  # noqa: BLE001
                 last = e
             time.sleep(0.2)
+        dead = [f"node {n.id} is not running (exit status {n.proc.returncode if n.proc else None})"
+                for n in self.members.values() if not n.alive]
         raise ClusterError(f"the cluster did not form within {timeout:.0f}s: every node must report the same "
-                           f"cluster id, brokers {sorted(self.members)} and one controller; last views: {last}")
+                           f"cluster id, brokers {sorted(self.members)} and one controller; last views: {last}"
+                           + (f"; {'; '.join(dead)}" if dead else ""))
 
     def wait_converged(self, topics: list[str], nodes: list[int] | None = None, timeout: float = 30) -> float:
         """Until every listed node (default: the live ones) reports the same controller and, for each

@@ -93,7 +93,9 @@ class Round:
                                          config={"message.timeout.ms": self.args.message_timeout_ms}).start()
         if not self.producer.wait_acks(100, 20):
             raise ScenarioFailure(f"the producer got {self.producer.acked_count} acks in 20 s before any fault "
-                                  f"(fatal: {self.producer.fatal}, errors: {dict(self.producer.failure_kinds())})")
+                                  f"(fatal: {self.producer.fatal}, record errors: {dict(self.producer.failure_kinds())}, "
+                                  f"client errors: {dict(self.producer.client_errors)}; "
+                                  f"{{partition: (leader, replicas, isr)}}: {self.c.describe(self.topic)})")
         self.pause(0.3, 1.5)
 
     def led_by(self, node_id: int) -> list[int]:
@@ -112,7 +114,9 @@ class Round:
                 raise ScenarioFailure(f"producer fatal error: {self.producer.fatal}")
             time.sleep(0.05)
         raise ScenarioFailure(f"no acks=all acknowledgement on partitions {partitions} within {timeout:.0f}s "
-                              f"after {what} (record errors so far: {dict(self.producer.failure_kinds())})")
+                              f"after {what} (record errors so far: {dict(self.producer.failure_kinds())}, "
+                              f"client errors: {dict(self.producer.client_errors)}; "
+                              f"{{partition: (leader, replicas, isr)}}: {self.c.describe(self.topic)})")
 
     def finish(self) -> None:
         """Stop producing, read back, verify, compare replicas."""
@@ -346,6 +350,7 @@ def run_scenario(args, scenario: str) -> list[dict]:
                     r.problems.append(f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
                 finally:
                     signal.setitimer(signal.ITIMER_REAL, 0)
+                    r.problems += c.unexpected_exits()  # a crash fails the round even if no data was lost
                     if r.producer is not None:
                         try:
                             r.producer.stop(flush_timeout=1)
@@ -361,7 +366,7 @@ def run_scenario(args, scenario: str) -> list[dict]:
                         break
         except (ClusterError, Timeout) as e:
             results.append({"scenario": scenario, "round": 0, "pass": False,
-                            "problems": [f"cluster start: {type(e).__name__}: {e}"]})
+                            "problems": [f"cluster start: {type(e).__name__}: {e}"] + c.unexpected_exits()})
             print_round(results[-1])
             failed = True
         finally:
