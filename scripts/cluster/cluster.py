@@ -331,11 +331,36 @@ class Cluster:
         raise ClusterError(f"{topic}-{partition}: no leader outside {sorted(exclude or [])} after "
                            f"{timeout:.0f}s (last (leader, isr): {last})")
 
+    def quorum_leader(self) -> tuple[int, dict]:
+        """The Raft leader (active controller) the running nodes agree on via DescribeQuorum, or -1;
+        and each node's answer {node: (leader, epoch) or error}."""
+        answers = {}
+        for n in self.members.values():
+            if n.alive and not n.stopped_by_signal:
+                try:
+                    q = quorum_from(n.client_port, timeout=3)
+                    answers[n.id] = (q.leader_id, q.leader_epoch)
+                except Exception as e:  # noqa: BLE001
+                    answers[n.id] = f"{type(e).__name__}: {e}"
+        leaders = {a for a in answers.values() if isinstance(a, tuple)}
+        if len(leaders) == 1 and next(iter(leaders))[0] in self.members:
+            return next(iter(leaders))[0], answers
+        return -1, answers
+
     def controller(self, timeout: float = 30, exclude: set[int] | None = None) -> int:
-        """The active controller's node id (DescribeCluster), waiting up to `timeout` s."""
+        """The active controller's node id, waiting up to `timeout` s: the Raft leader every running
+        node names in DescribeQuorum, else DescribeCluster's controller (in KRaft, Kafka brokers
+        answer a random broker there, so DescribeQuorum comes first)."""
         last = None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            leader, answers = self.quorum_leader()
+            if leader in self.members and leader not in (exclude or set()):
+                return leader
+            last = f"DescribeQuorum answers {answers}"
+            if any(isinstance(a, tuple) for a in answers.values()):
+                time.sleep(0.2)
+                continue
             try:
                 c = self.admin().describe_cluster(request_timeout=5).result(6).controller
                 last = c
@@ -407,8 +432,9 @@ class Cluster:
         return metadata_from(self.node(node_id).client_port, topics, timeout)
 
     def wait_formed(self, timeout: float = 30) -> float:
-        """Until every running node reports the same cluster id, every node as a broker, and the
-        same active controller (their own Metadata answers).  Returns seconds."""
+        """Until every running node reports (in its own Metadata answer) the same cluster id and
+        every node as a broker, and an active controller is known (see controller()).
+        Returns seconds."""
         start = time.monotonic()
         last = None
         while time.monotonic() - start < timeout:
@@ -418,8 +444,9 @@ class Cluster:
                 last = {i: {"cluster": v.cluster_id, "brokers": sorted(v.brokers), "controller": v.controller_id}
                         for i, v in views.items()}
                 first = next(iter(last.values()))
-                if (first["brokers"] == sorted(self.members) and first["controller"] in self.members
-                        and all(v == first for v in last.values())):
+                if first["brokers"] == sorted(self.members) and all(
+                        (v["cluster"], v["brokers"]) == (first["cluster"], first["brokers"]) for v in last.values()):
+                    self.controller(timeout=max(1.0, timeout - (time.monotonic() - start)))
                     return time.monotonic() - start
             except Exception as e:  # noqa: BLE001
                 last = e
@@ -427,24 +454,27 @@ class Cluster:
         dead = [f"node {n.id} is not running (exit status {n.proc.returncode if n.proc else None})"
                 for n in self.members.values() if not n.alive]
         raise ClusterError(f"the cluster did not form within {timeout:.0f}s: every node must report the same "
-                           f"cluster id, brokers {sorted(self.members)} and one controller; last views: {last}"
+                           f"cluster id, brokers {sorted(self.members)} and an active controller; last views "
+                           f"{{node: Metadata answer}}: {last}; DescribeQuorum: {self.quorum_leader()[1]}"
                            + (f"; {'; '.join(dead)}" if dead else ""))
 
     def wait_converged(self, topics: list[str], nodes: list[int] | None = None, timeout: float = 30) -> float:
-        """Until every listed node (default: the live ones) reports the same controller and, for each
-        topic, the same partitions, leaders, leader epochs and ISRs, with a leader for every partition."""
+        """Until every listed node (default: the live ones) reports, for each topic, the same partitions,
+        replicas, leaders, leader epochs and ISRs, with a leader for every partition, and names some
+        node as controller (not compared: KRaft brokers may name any broker there)."""
         start = time.monotonic()
         last = None
         while time.monotonic() - start < timeout:
             ids = nodes or [n.id for n in self.members.values() if n.alive and not n.stopped_by_signal]
             try:
                 views = {i: self.metadata_from(i, topics) for i in ids}
-                summary = {i: (v.controller_id, {t: v.topics.get(t) for t in topics}) for i, v in views.items()}
-                last = summary
+                summary = {i: {t: v.topics.get(t) for t in topics} for i, v in views.items()}
+                last = {i: (views[i].controller_id, summary[i]) for i in views}
                 first = next(iter(summary.values()))
-                complete = all(first[1].get(t) and all(p.leader in self.members for p in first[1][t].values())
+                complete = all(first.get(t) and all(p.leader in self.members for p in first[t].values())
                                for t in topics)
-                if complete and first[0] in self.members and all(s == first for s in summary.values()):
+                if (complete and all(v.controller_id in self.members for v in views.values())
+                        and all(s == first for s in summary.values())):
                     return time.monotonic() - start
             except Exception as e:  # noqa: BLE001
                 last = e
@@ -483,6 +513,104 @@ class NodeMetadata:
     topic_errors: dict = field(default_factory=dict)  # name -> error code
 
 
+def _exchange(port: int, request: bytes, timeout: float) -> bytes:
+    """One size-prefixed request/response on a fresh connection to 127.0.0.1:port."""
+    with socket.create_connection(("127.0.0.1", port), timeout) as s:
+        s.settimeout(timeout)
+        s.sendall(struct.pack(">i", len(request)) + request)
+
+        def recv(n):
+            buf = b""
+            while len(buf) < n:
+                chunk = s.recv(n - len(buf))
+                if not chunk:
+                    raise ClusterError(f"127.0.0.1:{port} closed the connection")
+                buf += chunk
+            return buf
+        return recv(struct.unpack(">i", recv(4))[0])
+
+
+@dataclass
+class QuorumView:
+    leader_id: int
+    leader_epoch: int
+    high_watermark: int
+    voters: dict  # replica id -> log end offset
+
+
+def quorum_from(port: int, timeout: float = 5) -> QuorumView:
+    """DescribeQuorum v0 (flexible) for __cluster_metadata-0, asked of the node at 127.0.0.1:port."""
+    def uvarint(v):
+        out = b""
+        while True:
+            b = v & 0x7F
+            v >>= 7
+            if v:
+                out += bytes([b | 0x80])
+            else:
+                return out + bytes([b])
+    name = b"__cluster_metadata"
+    client = b"petrel-cluster-harness"
+    header = struct.pack(">hhih", 55, 0, 2, len(client)) + client + b"\x00"
+    body = (uvarint(2) + uvarint(len(name) + 1) + name + uvarint(2) + struct.pack(">i", 0) + b"\x00" + b"\x00"
+            + b"\x00")
+    data = _exchange(port, header + body, timeout)
+    pos = 4  # correlation id
+
+    def take(fmt):
+        nonlocal pos
+        v = struct.unpack_from(fmt, data, pos)
+        pos += struct.calcsize(fmt)
+        return v[0]
+
+    def uv():
+        nonlocal pos
+        shift = value = 0
+        while True:
+            b = data[pos]
+            pos += 1
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return value
+
+    def skip_tags():
+        nonlocal pos
+        for _ in range(uv()):
+            uv()
+            pos += uv()
+
+    def replicas():
+        out = {}
+        for _ in range(uv() - 1):
+            rid = take(">i")
+            out[rid] = take(">q")
+            skip_tags()
+        return out
+
+    skip_tags()  # response header v1
+    err = take(">h")
+    if err:
+        raise ClusterError(f"DescribeQuorum on 127.0.0.1:{port}: error code {err}")
+    views = []
+    for _ in range(uv() - 1):
+        pos += uv() - 1  # topic name
+        for _ in range(uv() - 1):
+            take(">i")
+            perr = take(">h")
+            leader, epoch, hw = take(">i"), take(">i"), take(">q")
+            voters = replicas()
+            replicas()  # observers
+            skip_tags()
+            if perr:
+                raise ClusterError(f"DescribeQuorum on 127.0.0.1:{port}: partition error code {perr}")
+            views.append(QuorumView(leader, epoch, hw, voters))
+        skip_tags()
+    if not views:
+        raise ClusterError(f"DescribeQuorum on 127.0.0.1:{port}: no partition in the answer")
+    return views[0]
+
+
 def metadata_from(port: int, topics: list[str] | None = None, timeout: float = 5) -> NodeMetadata:
     """A Metadata v7 request to 127.0.0.1:port (that node's own view)."""
     def s16(v): return struct.pack(">h", v)
@@ -490,20 +618,7 @@ def metadata_from(port: int, topics: list[str] | None = None, timeout: float = 5
     def string(v): b = v.encode(); return s16(len(b)) + b
     body = (s32(-1) if topics is None else s32(len(topics)) + b"".join(string(t) for t in topics)) + b"\x00"
     header = s16(3) + s16(7) + s32(1) + string("petrel-cluster-harness")
-    req = header + body
-    with socket.create_connection(("127.0.0.1", port), timeout) as s:
-        s.settimeout(timeout)
-        s.sendall(s32(len(req)) + req)
-        def recv(n):
-            buf = b""
-            while len(buf) < n:
-                chunk = s.recv(n - len(buf))
-                if not chunk:
-                    raise ClusterError(f"127.0.0.1:{port} closed the connection during Metadata")
-                buf += chunk
-            return buf
-        size = struct.unpack(">i", recv(4))[0]
-        data = recv(size)
+    data = _exchange(port, header + body, timeout)
     pos = 4  # correlation id
 
     def take(fmt):
