@@ -8,7 +8,8 @@ import Testing
 /// every acknowledged record read back once, in order, replicas byte-identical.
 ///
 /// The scenarios take minutes and need the cluster (issue 4): they run only with `PETREL_CI=1`
-/// and skip with the reason otherwise.  The verifier's self-test runs whenever python3 is there.
+/// and skip with the reason otherwise.  The verifier's self-test and the `petrel cluster`
+/// supervision test (`scripts/cluster/cluster_command_test.py`) run whenever python3 is there.
 /// Uses `InteropEnvironment` (InteropTests.swift) to run the scripts.
 @Suite("Three-node cluster fault tests", .serialized)
 struct ClusterFaultTests {
@@ -47,6 +48,16 @@ struct ClusterFaultTests {
              "--timeout", "\(Self.roundTimeout)", "--budget", "\(Self.budget)"],
             timeout: Self.hardLimit)
         InteropEnvironment.check(run, name: "cluster-fault-test")
+    }
+
+    @Test("petrel cluster: flags checked, 3 nodes up, bootstrap printed, a dead node reported, SIGTERM stops all",
+          .enabled(if: InteropEnvironment.available(InteropEnvironment.pythonMissing)),
+          .timeLimit(.minutes(5)))
+    func clusterCommand() throws {
+        try InteropEnvironment.requirePresent(InteropEnvironment.pythonMissing)
+        let run = try InteropEnvironment.run(
+            ["python3", "scripts/cluster/cluster_command_test.py"], timeout: 280)
+        InteropEnvironment.check(run, name: "cluster-command-test")
     }
 
     @Test("the fault test's verifier rejects lost, misplaced, duplicated and reordered records",
