@@ -30,13 +30,30 @@ extension RequestRouter {
         let minBytes = max(Int(request.minBytes), 1)
         let items = wanted
 
+        // A follower's fetch tells the leader how far its log reaches (before any waiting).
+        var diverging: [Int: (epoch: Int32, endOffset: Int64)] = [:]
+        if isFollower {
+            for (i, item) in items.enumerated() {
+                guard let name = item.name, let partition = replicas.partition(TopicPartition(topic: name, partition: item.partition.partition)),
+                      partition.isLeader, item.partition.currentLeaderEpoch == partition.leaderEpoch || item.partition.currentLeaderEpoch < 0 else { continue }
+                if let d = partition.divergence(lastFetchedEpoch: item.partition.lastFetchedEpoch, fetchOffset: item.partition.fetchOffset) {
+                    diverging[i] = d
+                    continue
+                }
+                let outcome = partition.recordFollowerFetch(replica: replicaId, fetchOffset: item.partition.fetchOffset)
+                if outcome.highWatermarkMoved { replicas.delayedFetches.wake(partition.topicPartition) }
+                if let newIsr = outcome.expandIsr { replicas.requestIsrChange(partition, newIsr: newIsr) }
+            }
+        }
+        let divergingEpochs = diverging
+
         let attempt: @Sendable (Bool) -> KafkaResponse? = { force in
             var response = FetchResponse()
             var total = 0
             var anyError = false
             var topicResponses = [FetchResponse.FetchableTopicResponse]()
             var current = -1
-            for item in items {
+            for (index, item) in items.enumerated() {
                 if item.topicIndex != current {
                     current = item.topicIndex
                     topicResponses.append(.init(topic: version < 13 ? (item.name ?? topics[item.topicIndex].topic) : "",
@@ -57,7 +74,15 @@ extension RequestRouter {
                     continue
                 }
                 let leaderEpoch = partition.leaderEpoch
-                if item.partition.currentLeaderEpoch >= 0 && item.partition.currentLeaderEpoch < leaderEpoch && version >= 9 {
+                if !partition.isLeader {
+                    data.errorCode = KafkaErrorCode.notLeaderOrFollower.code
+                    anyError = true
+                } else if let d = divergingEpochs[index] {
+                    data.divergingEpoch = .init(epoch: d.epoch, endOffset: d.endOffset)
+                    data.highWatermark = partition.highWatermark
+                    data.logStartOffset = partition.log.logStartOffset
+                    anyError = true
+                } else if item.partition.currentLeaderEpoch >= 0 && item.partition.currentLeaderEpoch < leaderEpoch && version >= 9 {
                     data.errorCode = KafkaErrorCode.fencedLeaderEpoch.code
                     anyError = true
                 } else if item.partition.currentLeaderEpoch > leaderEpoch && version >= 9 {

@@ -17,6 +17,11 @@ extension RequestRouter {
                     topicResponse.partitions.append(result)
                     continue
                 }
+                guard partition.isLeader else {
+                    result.errorCode = KafkaErrorCode.notLeaderOrFollower.code
+                    topicResponse.partitions.append(result)
+                    continue
+                }
                 let epoch = partition.leaderEpoch
                 if p.currentLeaderEpoch >= 0 && p.currentLeaderEpoch < epoch && context.apiVersion >= 4 {
                     result.errorCode = KafkaErrorCode.fencedLeaderEpoch.code

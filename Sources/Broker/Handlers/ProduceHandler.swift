@@ -14,6 +14,9 @@ extension RequestRouter {
         if request.transactionalId != nil {
             context.logger.warning("transactional produce is not supported yet; answering TRANSACTIONAL_ID_AUTHORIZATION_FAILED")
         }
+        // acks=all: partitions whose answer waits for the high watermark (the ISR has the batch).
+        var waits: [(topic: Int, partition: Int, future: EventLoopFuture<KafkaErrorCode>)] = []
+        let timeout = TimeAmount.milliseconds(Int64(max(request.timeoutMs, 1)))
         for topic in request.topicData {
             var topicResponse = ProduceResponse.TopicProduceResponse(name: topic.name)
             for data in topic.partitionData {
@@ -30,6 +33,10 @@ extension RequestRouter {
                         result.logAppendTimeMs = appended.logAppendTime
                         result.logStartOffset = appended.logStartOffset
                         broker.replicas.delayedFetches.wake(tp)
+                        if acks == -1 && partition.highWatermark <= appended.lastOffset {
+                            waits.append((response.responses.count, topicResponse.partitionResponses.count,
+                                          partition.awaitHighWatermark(appended.lastOffset + 1, eventLoop: context.eventLoop, timeout: timeout)))
+                        }
                     case .failure(let failure):
                         result.errorCode = failure.code.code
                         if context.apiVersion >= 8 {
@@ -49,6 +56,20 @@ extension RequestRouter {
             }
             response.responses.append(topicResponse)
         }
-        return acks == 0 ? .noResponse : .response(.produce(response))
+        if acks == 0 { return .noResponse }
+        guard !waits.isEmpty else { return .response(.produce(response)) }
+        let logger = context.logger
+        let futures = waits.map(\.future)
+        let positions = waits.map { ($0.topic, $0.partition) }
+        let base = response
+        return .deferred(EventLoopFuture.whenAllSucceed(futures, on: context.eventLoop).map { codes -> KafkaResponse in
+            var answer = base
+            for (i, code) in codes.enumerated() where code != .none {
+                let (t, p) = positions[i]
+                answer.responses[t].partitionResponses[p].errorCode = code.code
+                logger.warning("acks=all produce to \(answer.responses[t].name)-\(answer.responses[t].partitionResponses[p].index) not confirmed by the ISR: \(code.name)")
+            }
+            return .produce(answer)
+        })
     }
 }

@@ -34,6 +34,8 @@ struct BrokerImage: Hashable, Sendable {
     var port: Int32
     var rack: String?
     var fenced: Bool
+    var incarnationId: KafkaUUID = .zero
+    var epoch: Int64 = 0
 }
 
 /// The cluster's metadata as of one offset of the metadata log: every broker applies the same
@@ -94,7 +96,12 @@ struct MetadataImage: Sendable {
         case .registerBroker(let r):
             let endpoint = r.endPoints.first
             brokers[r.brokerId] = BrokerImage(
-                id: r.brokerId, host: endpoint?.host ?? "", port: Int32(endpoint?.port ?? 0), rack: r.rack, fenced: r.fenced)
+                id: r.brokerId, host: endpoint?.host ?? "", port: Int32(endpoint?.port ?? 0), rack: r.rack, fenced: r.fenced,
+                incarnationId: r.incarnationId, epoch: r.brokerEpoch)
+        case .fenceBroker(let r):
+            brokers[r.id]?.fenced = true
+        case .unfenceBroker(let r):
+            brokers[r.id]?.fenced = false
         case .producerIds(let r):
             nextProducerId = max(nextProducerId, r.nextProducerId)
         case .noOp, .other:

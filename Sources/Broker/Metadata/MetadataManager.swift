@@ -25,6 +25,13 @@ struct TopicOperationResult: Sendable {
 protocol MetadataLogStore: Sendable {
     func append(_ records: [MetadataRecord]) throws -> Int64
     func replay() throws -> [MetadataRecord]
+    /// True when the store itself applies committed records (through `applyCommitted`), as the
+    /// Raft quorum does on every node; false when `commit` applies them after the append.
+    var appliesCommittedRecords: Bool { get }
+}
+
+extension MetadataLogStore {
+    var appliesCommittedRecords: Bool { false }
 }
 
 /// The metadata image every handler reads, and the controller operations that change it.
@@ -32,20 +39,24 @@ protocol MetadataLogStore: Sendable {
 /// (copy-on-write) and never wait for an operation's disk write.
 final class MetadataManager: Sendable {
     private let image = Mutex(MetadataImage())
-    private let controllerLock = Mutex(())
-    private let store: MetadataLogStore
-    private let settings: ControllerSettings
+    let controllerLock = Mutex(())
+    private let storeBox = Mutex<MetadataLogStore?>(nil)
+    let settings: ControllerSettings
+    /// Controller-only, not replicated: when each broker last sent a heartbeat (monotonic ms).
+    let brokerContacts = Mutex<[Int32: Int64]>([:])
+    var store: MetadataLogStore { storeBox.withLock { $0! } }
     private let onChange: @Sendable (MetadataImage) -> Void
 
     struct ControllerSettings: Sendable {
         var nodeId: Int32
+        var brokerSessionTimeoutMs: Int64 = 9000
         var defaultPartitions: Int32
         var defaultReplicationFactor: Int16
         var validateTopicConfigs: @Sendable ([String: String]) -> (KafkaErrorCode, String)?
     }
 
-    init(store: MetadataLogStore, settings: ControllerSettings, onChange: @escaping @Sendable (MetadataImage) -> Void) {
-        self.store = store
+    init(store: MetadataLogStore?, settings: ControllerSettings, onChange: @escaping @Sendable (MetadataImage) -> Void) {
+        self.storeBox.withLock { $0 = store }
         self.settings = settings
         self.onChange = onChange
     }
@@ -63,10 +74,22 @@ final class MetadataManager: Sendable {
         onChange(loaded)
     }
 
-    /// Appends records durably, then applies them and tells the broker.
-    private func commit(_ records: [MetadataRecord]) throws {
+    /// The store, when it is made after the manager (the quorum needs the manager to apply).
+    func setStore(_ store: MetadataLogStore) { storeBox.withLock { $0 = store } }
+
+    /// Appends records durably, then applies them and tells the broker. Through the quorum this
+    /// returns once the records are committed and applied (and throws NotControllerError on a
+    /// node that is not the active controller).
+    func commit(_ records: [MetadataRecord]) throws {
         guard !records.isEmpty else { return }
+        let store = self.store
         let offset = try store.append(records)
+        if store.appliesCommittedRecords { return }
+        applyCommitted(records, offset: offset)
+    }
+
+    /// Applies committed records to the image and tells the broker (every node, in log order).
+    func applyCommitted(_ records: [MetadataRecord], offset: Int64) {
         let updated = image.withLock { img -> MetadataImage in
             for record in records { img.apply(record) }
             img.offset = offset
@@ -154,8 +177,7 @@ final class MetadataManager: Sendable {
                                     try commit(records)
                                     logger.info("created topic \(request.name) with \(assignment.count) partitions, replication factor \(result.replicationFactor), id \(result.topicId)")
                                 } catch {
-                                    result.error = .kafkaStorageError
-                                    result.message = "could not write the metadata log: \(error)"
+                                    (result.error, result.message) = Self.failure(error)
                                 }
                             }
                         }
@@ -181,8 +203,7 @@ final class MetadataManager: Sendable {
                     try commit([.removeTopic(RemoveTopicRecord(topicId: topic.id))])
                     logger.info("deleted topic \(name) (id \(topic.id))")
                 } catch {
-                    result.error = .kafkaStorageError
-                    result.message = "could not write the metadata log: \(error)"
+                    (result.error, result.message) = Self.failure(error)
                 }
                 return result
             }
@@ -233,7 +254,7 @@ final class MetadataManager: Sendable {
                 logger.info("topic \(name) grown from \(existing) to \(count) partitions")
                 return (.none, nil)
             } catch {
-                return (.kafkaStorageError, "could not write the metadata log: \(error)")
+                return Self.failure(error)
             }
         }
     }
@@ -254,6 +275,12 @@ final class MetadataManager: Sendable {
             try commit([.producerIds(ProducerIdsRecord(brokerId: settings.nodeId, brokerEpoch: 0, nextProducerId: first + count))])
             return first
         }
+    }
+
+    /// The error a failed metadata write is answered with.
+    static func failure(_ error: Error) -> (KafkaErrorCode, String) {
+        if let e = error as? NotControllerError { return (.notController, e.description) }
+        return (.kafkaStorageError, "could not write the metadata log: \(error)")
     }
 
     /// A bound on partitions per topic, so that one request cannot make the broker allocate (and

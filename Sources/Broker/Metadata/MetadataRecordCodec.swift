@@ -10,6 +10,8 @@ enum MetadataRecord: Hashable, Sendable {
     case config(ConfigRecord)
     case registerBroker(RegisterBrokerRecord)
     case producerIds(ProducerIdsRecord)
+    case fenceBroker(FenceBrokerRecord)
+    case unfenceBroker(UnfenceBrokerRecord)
     case noOp
     /// A record type this broker does not act on yet; kept so the log replays unchanged.
     case other(type: Int16, version: Int16)
@@ -29,6 +31,8 @@ enum MetadataRecordCodec {
         case .config(let r): try write(r, type: ConfigRecord.recordType, version: 0, into: &buffer)
         case .registerBroker(let r): try write(r, type: RegisterBrokerRecord.recordType, version: 3, into: &buffer)
         case .producerIds(let r): try write(r, type: ProducerIdsRecord.recordType, version: 0, into: &buffer)
+        case .fenceBroker(let r): try write(r, type: FenceBrokerRecord.recordType, version: 0, into: &buffer)
+        case .unfenceBroker(let r): try write(r, type: UnfenceBrokerRecord.recordType, version: 0, into: &buffer)
         case .noOp: try write(NoOpRecord(), type: NoOpRecord.recordType, version: 0, into: &buffer)
         case .other(let type, _): throw .unsupportedVersion(api: "metadata record type \(type)", version: 0)
         }
@@ -54,6 +58,8 @@ enum MetadataRecordCodec {
         case ConfigRecord.recordType: return .config(try ConfigRecord(from: &buffer, version: version))
         case RegisterBrokerRecord.recordType: return .registerBroker(try RegisterBrokerRecord(from: &buffer, version: version))
         case ProducerIdsRecord.recordType: return .producerIds(try ProducerIdsRecord(from: &buffer, version: version))
+        case FenceBrokerRecord.recordType: return .fenceBroker(try FenceBrokerRecord(from: &buffer, version: version))
+        case UnfenceBrokerRecord.recordType: return .unfenceBroker(try UnfenceBrokerRecord(from: &buffer, version: version))
         case NoOpRecord.recordType: return .noOp
         default: return .other(type: type, version: version)
         }

@@ -1,6 +1,7 @@
 import KafkaProtocol
 import LogStorage
 import Logging
+import NIOCore
 import Synchronization
 
 /// The partitions this broker hosts. Follows the metadata image: a partition is opened when
@@ -15,6 +16,9 @@ final class ReplicaManager: Sendable {
     private let settingsFor: @Sendable ([String: String]) -> PartitionSettings
     private let logConfigFor: @Sendable ([String: String]) -> LogConfig
     private let logger: Logger
+    private let runtimeBox = RuntimeBox()
+    private let fetchers = Mutex<[Int32: ReplicaFetcher]>([:])
+    private let replicationTask = Mutex<RepeatedTask?>(nil)
 
     init(nodeId: Int32, logs: LogManager, metrics: BrokerMetrics, logger: Logger,
          settingsFor: @escaping @Sendable ([String: String]) -> PartitionSettings,
@@ -35,6 +39,11 @@ final class ReplicaManager: Sendable {
 
     /// Brings the hosted partitions in line with a new metadata image.
     func apply(_ image: MetadataImage) {
+        applyPartitions(image)
+        updateFetchers(image)
+    }
+
+    private func applyPartitions(_ image: MetadataImage) {
         var wanted = [TopicPartition: (TopicImage, PartitionImage)]()
         for topic in image.topics.values {
             for p in topic.partitions where p.replicas.contains(nodeId) {
@@ -80,6 +89,90 @@ final class ReplicaManager: Sendable {
 }
 
 extension ReplicaManager {
+    /// Called once the runtime exists: in a cluster, starts the leader's ISR checks.
+    func attach(runtime: BrokerRuntime) {
+        runtimeBox.set(runtime)
+        guard runtime.cluster != nil else { return }
+        let task = runtime.replicationLoop.scheduleRepeatedTask(initialDelay: .milliseconds(500), delay: .milliseconds(500)) { [self] _ in
+                replicationTick()
+            }
+        replicationTask.withLock { $0 = task }
+        updateFetchers(runtime.metadata.current())
+    }
+
+    func stopFetchers() {
+        replicationTask.withLock { $0?.cancel() }
+        let all = fetchers.withLock { f -> [ReplicaFetcher] in
+            let values = Array(f.values)
+            f = [:]
+            return values
+        }
+        for f in all { f.stop() }
+    }
+
+    /// Leaders: shrink ISRs of lagging followers.
+    private func replicationTick() {
+        for partition in all where partition.isLeader {
+            if let newIsr = partition.isrToShrink(nodeId: nodeId) {
+                logger.warning("\(partition.topicPartition): follower(s) \(Set(partition.isr).subtracting(newIsr).sorted()) not caught up for replica.lag.time.max.ms; asking the controller to shrink the ISR to \(newIsr)",
+                               metadata: ["topic": "\(partition.topicPartition.topic)", "partition": "\(partition.topicPartition.partition)"])
+                requestIsrChange(partition, newIsr: newIsr)
+            }
+        }
+    }
+
+    /// Sends an AlterPartition for `partition` to the controller.
+    func requestIsrChange(_ partition: Partition, newIsr: [Int32]) {
+        guard let runtime = runtimeBox.get(), let cluster = runtime.cluster else { return }
+        let (partitionEpoch, leaderEpoch) = partition.partitionEpochAndLeaderEpoch
+        cluster.alterPartition(topic: partition.topicPartition.topic, topicId: partition.topicId, partition: partition.topicPartition.partition,
+                               leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch, newIsr: newIsr)
+            .whenComplete { [logger] result in
+                switch result {
+                case .success(.none): break
+                case .success(let code):
+                    partition.alterPartitionFailed()
+                    logger.info("AlterPartition for \(partition.topicPartition) (ISR \(newIsr)) answered \(code.name); will retry")
+                case .failure(let error):
+                    partition.alterPartitionFailed()
+                    logger.info("AlterPartition for \(partition.topicPartition) failed: \(error); will retry")
+                }
+            }
+    }
+
+    /// One fetcher per leader broker, fetching every partition this broker follows from it.
+    private func updateFetchers(_ image: MetadataImage) {
+        guard let runtime = runtimeBox.get(), let cluster = runtime.cluster else { return }
+        var byLeader = [Int32: Set<TopicPartition>]()
+        for partition in all where !partition.isLeader {
+            let leader = partition.leader.id
+            guard leader >= 0, leader != nodeId else { continue }
+            byLeader[leader, default: []].insert(partition.topicPartition)
+        }
+        let config = runtime.config
+        fetchers.withLock { map in
+            for (leader, fetcher) in map where byLeader[leader] == nil || image.brokers[leader].map({ ($0.host, Int($0.port)) != fetcher.address }) == true {
+                fetcher.setPartitions([])
+                fetcher.stop()
+                map.removeValue(forKey: leader)
+            }
+            for (leader, partitions) in byLeader {
+                guard let broker = image.brokers[leader] else { continue }
+                let fetcher = map[leader] ?? {
+                    let f = ReplicaFetcher(
+                        leaderId: leader, nodeId: nodeId, replicas: self,
+                        connection: cluster.peers.connection(to: leader, host: broker.host, port: Int(broker.port), purpose: "replica"),
+                        eventLoop: runtime.replicationLoop, maxWaitMs: Int32(clamping: config.replicaFetchWaitMaxMs),
+                        partitionMaxBytes: Int32(clamping: config.replicaFetchMaxBytes),
+                        backoffMs: Int64(min(config.replicaFetchBackoffMs, 500)), logger: logger)
+                    map[leader] = f
+                    return f
+                }()
+                fetcher.setPartitions(partitions)
+            }
+        }
+    }
+
     /// Periodic work: retention, time-based flush, log size gauges.
     func runMaintenance() {
         let result = logs.runMaintenance()

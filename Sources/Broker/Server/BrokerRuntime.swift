@@ -1,5 +1,6 @@
 import KafkaProtocol
 import Logging
+import NIOCore
 
 /// Everything a request handler may consult: identity, configuration, metadata, partitions.
 final class BrokerRuntime: Sendable {
@@ -14,10 +15,16 @@ final class BrokerRuntime: Sendable {
     let producerIds: ProducerIdAllocator
     /// The group coordinator, created on first use (Groups/GroupCoordinator.swift).
     let groups = GroupCoordinatorSlot()
+    /// Set in a multi-node cluster (controller.quorum.voters lists other nodes).
+    let cluster: ClusterNode?
     let logger: Logger
+    /// The event loop replica fetchers and replication timers run on.
+    let replicationLoop: EventLoop
 
     init(config: BrokerConfig, clusterId: String, advertisedHost: String, advertisedPort: Int32, metrics: BrokerMetrics,
-         metadata: MetadataManager, replicas: ReplicaManager, logger: Logger) {
+         metadata: MetadataManager, replicas: ReplicaManager, cluster: ClusterNode?, replicationLoop: EventLoop, logger: Logger) {
+        self.replicationLoop = replicationLoop
+        self.cluster = cluster
         self.config = config
         self.nodeId = config.nodeID
         self.clusterId = clusterId
@@ -30,8 +37,11 @@ final class BrokerRuntime: Sendable {
         self.producerIds = ProducerIdAllocator { [metadata] count in try metadata.allocateProducerIds(count: count) }
     }
 
-    /// Single node: this broker is the active controller.
-    var controllerId: Int32 { nodeId }
+    /// The active controller (single node: this broker). -1 while none is elected.
+    var controllerId: Int32 {
+        guard let cluster else { return nodeId }
+        return cluster.activeControllerId ?? -1
+    }
     var autoCreateTopicsEnabled: Bool { config.autoCreateTopicsEnable }
     var deleteTopicEnabled: Bool { config.deleteTopicEnable }
     var logDirs: [String] { config.logDirs }
@@ -39,7 +49,7 @@ final class BrokerRuntime: Sendable {
     /// Registered, unfenced brokers; this broker is always listed with its advertised address.
     func aliveBrokers(_ image: MetadataImage) -> [BrokerImage] {
         var brokers = image.brokers.values.filter { !$0.fenced }
-        if !brokers.contains(where: { $0.id == nodeId }) {
+        if cluster == nil, !brokers.contains(where: { $0.id == nodeId }) {
             brokers.append(BrokerImage(id: nodeId, host: advertisedHost, port: advertisedPort, rack: nil, fenced: false))
         }
         return brokers.sorted { $0.id < $1.id }

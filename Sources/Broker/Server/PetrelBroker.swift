@@ -4,6 +4,7 @@ import LogStorage
 import Logging
 import NIOCore
 import NIOPosix
+import MetadataQuorum
 import Synchronization
 
 /// A running single-node Petrel broker: storage, metadata, the Kafka listener and /metrics.
@@ -17,6 +18,8 @@ public final class PetrelBroker: Sendable {
     private let logs: LogManager
     private let runtime: BrokerRuntime
     private let maintenance: RepeatedTask
+    private let controllerServer: KafkaServer?
+    private let clusterGroup: MultiThreadedEventLoopGroup
     private let logger: Logger
 
     /// Starts everything; returns once the Kafka listener accepts connections.
@@ -29,7 +32,8 @@ public final class PetrelBroker: Sendable {
         let logs = try LogManager(
             logDirectories: Array(Set(config.logDirs + [config.metadataLogDir])).sorted(), defaultConfig: baseLogConfig,
             configFor: { tp in tp == LocalMetadataLog.topicPartition ? metadataLogConfig : nil }, logger: logger)
-        let metadataLog = LocalMetadataLog(log: try logs.getOrCreateLog(LocalMetadataLog.topicPartition, config: metadataLogConfig))
+        let metadataPartitionLog = try logs.getOrCreateLog(LocalMetadataLog.topicPartition, config: metadataLogConfig)
+        let clustered = !config.isSingleNodeQuorum
 
         let replicas = ReplicaManager(
             nodeId: config.nodeID, logs: logs, metrics: metrics, logger: logger,
@@ -37,13 +41,15 @@ public final class PetrelBroker: Sendable {
                 let s = TopicLogSettings(overrides: overrides, broker: config)
                 return PartitionSettings(
                     minInsyncReplicas: s.minInsyncReplicas, logAppendTime: s.timestampType == .logAppendTime,
-                    timestampBeforeMaxMs: Int64(s.timestampBeforeMaxMs), timestampAfterMaxMs: Int64(s.timestampAfterMaxMs))
+                    timestampBeforeMaxMs: Int64(s.timestampBeforeMaxMs), timestampAfterMaxMs: Int64(s.timestampAfterMaxMs),
+                    replicaLagTimeMaxMs: Int64(config.replicaLagTimeMaxMs))
             },
             logConfigFor: { overrides in Self.logConfig(TopicLogSettings(overrides: overrides, broker: config)) })
         let metadata = MetadataManager(
-            store: metadataLog,
+            store: clustered ? nil : LocalMetadataLog(log: metadataPartitionLog),
             settings: .init(
-                nodeId: config.nodeID, defaultPartitions: Int32(config.numPartitions),
+                nodeId: config.nodeID, brokerSessionTimeoutMs: Int64(config.brokerSessionTimeoutMs),
+                defaultPartitions: Int32(config.numPartitions),
                 defaultReplicationFactor: Int16(config.defaultReplicationFactor),
                 validateTopicConfigs: { configs in
                     do {
@@ -56,7 +62,53 @@ public final class PetrelBroker: Sendable {
                     }
                 }),
             onChange: { image in replicas.apply(image) })
-        try metadata.load(logger: logger)
+
+        var cluster: ClusterNode?
+        var controllerServer: KafkaServer?
+        let clusterGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let placeholder = RuntimeBox()
+        let router = RequestRouter(brokerProvider: placeholder, metrics: metrics)
+        if clustered {
+            guard config.isBroker && config.isController else {
+                throw BrokerStartError("process.roles=\(config.processRoles.map(\.rawValue).sorted().joined(separator: ",")) with controller.quorum.voters=\(config.quorumVoters): Petrel cluster nodes run both roles; set process.roles=broker,controller")
+            }
+            guard config.quorumVoters.contains(where: { $0.id == config.nodeID }) else {
+                throw BrokerStartError("node.id=\(config.nodeID) is not one of controller.quorum.voters (\(config.quorumVoters)); add it as \(config.nodeID)@host:port")
+            }
+            let stateFile = metadataPartitionLog.directory + "/quorum-state"
+            if !FileManager.default.fileExists(atPath: stateFile) && metadataPartitionLog.logEndOffset > 0 {
+                throw BrokerStartError("\(metadataPartitionLog.directory) holds a single-node metadata log, but controller.quorum.voters makes this node part of a cluster; start the cluster with empty log dirs (or remove \(metadataPartitionLog.directory))")
+            }
+            var raft = RaftConfig(nodeId: config.nodeID, voters: config.quorumVoters.map(\.id))
+            raft.electionTimeoutMs = Int64(config.quorumElectionTimeoutMs)
+            raft.fetchTimeoutMs = Int64(config.quorumFetchTimeoutMs)
+            raft.electionJitterMs = Int64(max(1, min(config.quorumElectionBackoffMaxMs, config.quorumElectionTimeoutMs)))
+            raft.randomSeed = UInt64.random(in: 0...UInt64.max)
+            // Followers poll the leader this often when idle: a metadata commit waits at most
+            // about one interval (controller.quorum.append.linger.ms is the closest Kafka key).
+            raft.fetchIntervalMs = Int64(max(10, min(config.quorumAppendLingerMs * 2, 100)))
+            let peers = PeerDirectory(nodeId: config.nodeID, eventLoopGroup: clusterGroup, logger: logger)
+            let driver = try QuorumDriver(
+                nodeId: config.nodeID, voters: config.quorumVoters.map { .init(id: $0.id, host: $0.host, port: $0.port) },
+                clusterId: clusterId, config: raft, log: metadataPartitionLog, stateFile: stateFile, loop: clusterGroup.next(),
+                peers: peers, requestTimeoutMs: config.quorumRequestTimeoutMs, logger: logger,
+                apply: { records, offset in metadata.applyCommitted(records, offset: offset) })
+            metadata.setStore(QuorumMetadataStore(driver: driver))
+            cluster = ClusterNode(nodeId: config.nodeID, driver: driver, peers: peers, metadata: metadata, config: config,
+                                  group: clusterGroup, logger: logger)
+            guard let controllerListener = config.listeners.first(where: { config.controllerListenerNames.contains($0.name) }) else {
+                throw BrokerStartError("no controller listener in listeners=\(config.listeners); add one named by controller.listener.names (\(config.controllerListenerNames.joined(separator: ","))), e.g. CONTROLLER://127.0.0.1:19092")
+            }
+            do {
+                controllerServer = try await KafkaServer.start(
+                    host: controllerListener.bindHost, port: controllerListener.port, listenerName: controllerListener.name, router: router,
+                    maxFrameSize: config.socketRequestMaxBytes, group: clusterGroup, logger: logger)
+            } catch {
+                throw BrokerStartError("cannot listen on \(controllerListener): \(error). Is another node using the port? Change `listeners`.")
+            }
+        } else {
+            try metadata.load(logger: logger)
+        }
 
         guard let listener = config.listeners.first(where: { !config.controllerListenerNames.contains($0.name) }) else {
             throw BrokerStartError("no broker listener in listeners=\(config.listeners); add one such as PLAINTEXT://127.0.0.1:9092")
@@ -64,8 +116,6 @@ public final class PetrelBroker: Sendable {
         let advertised = config.advertisedListeners.first { $0.name == listener.name } ?? listener
 
         // The runtime needs the bound port when the listener asks for port 0 (tests).
-        let placeholder = RuntimeBox()
-        let router = RequestRouter(brokerProvider: placeholder, metrics: metrics)
         let server: KafkaServer
         do {
             server = try await KafkaServer.start(
@@ -78,9 +128,15 @@ public final class PetrelBroker: Sendable {
         let advertisedHost = advertised.isWildcard ? "127.0.0.1" : advertised.host
         let runtime = BrokerRuntime(
             config: config, clusterId: clusterId, advertisedHost: advertisedHost, advertisedPort: Int32(advertisedPort),
-            metrics: metrics, metadata: metadata, replicas: replicas, logger: logger)
+            metrics: metrics, metadata: metadata, replicas: replicas, cluster: cluster, replicationLoop: group.next(), logger: logger)
         placeholder.set(runtime)
-        try metadata.registerBroker(id: config.nodeID, host: advertisedHost, port: advertisedPort, logger: logger)
+        replicas.attach(runtime: runtime)
+        if let cluster {
+            cluster.driver.start()
+            cluster.start(advertisedHost: advertisedHost, advertisedPort: advertisedPort)
+        } else {
+            try metadata.registerBroker(id: config.nodeID, host: advertisedHost, port: advertisedPort, logger: logger)
+        }
 
         var metricsServer: MetricsHTTPServer?
         if let m = config.metricsListener {
@@ -93,11 +149,14 @@ public final class PetrelBroker: Sendable {
         logger.info("Petrel broker \(config.nodeID) ready: cluster \(clusterId), Kafka on \(advertisedHost):\(advertisedPort)")
         return PetrelBroker(config: config, kafkaPort: server.port, metricsPort: metricsServer?.localPort, group: group,
                             server: server, metricsServer: metricsServer, logs: logs, runtime: runtime,
-                            maintenance: maintenance, logger: logger)
+                            maintenance: maintenance, controllerServer: controllerServer, clusterGroup: clusterGroup, logger: logger)
     }
 
     private init(config: BrokerConfig, kafkaPort: Int, metricsPort: Int?, group: MultiThreadedEventLoopGroup, server: KafkaServer,
-                 metricsServer: MetricsHTTPServer?, logs: LogManager, runtime: BrokerRuntime, maintenance: RepeatedTask, logger: Logger) {
+                 metricsServer: MetricsHTTPServer?, logs: LogManager, runtime: BrokerRuntime, maintenance: RepeatedTask,
+                 controllerServer: KafkaServer?, clusterGroup: MultiThreadedEventLoopGroup, logger: Logger) {
+        self.controllerServer = controllerServer
+        self.clusterGroup = clusterGroup
         self.config = config
         self.kafkaPort = kafkaPort
         self.metricsPort = metricsPort
@@ -110,6 +169,9 @@ public final class PetrelBroker: Sendable {
         self.logger = logger
     }
 
+    /// The runtime (tests inspect partitions through it).
+    var runtimeAccess: BrokerRuntime { runtime }
+
     /// The broker's metrics (tests read counters from it).
     var metrics: BrokerMetrics { runtime.metrics }
 
@@ -117,6 +179,9 @@ public final class PetrelBroker: Sendable {
     public func shutdown() async {
         logger.info("shutting down")
         maintenance.cancel()
+        runtime.replicas.stopFetchers()
+        await runtime.cluster?.shutdown()
+        try? await controllerServer?.close()
         try? await server.close()
         try? await metricsServer?.close()
         do {
@@ -125,6 +190,7 @@ public final class PetrelBroker: Sendable {
             logger.error("log shutdown failed: \(error); the next start will recover the logs")
         }
         try? await group.shutdownGracefully()
+        try? await clusterGroup.shutdownGracefully()
         logger.info("shut down cleanly")
     }
 
@@ -155,6 +221,18 @@ final class RuntimeBox: Sendable {
 
 /// The cluster id kept in `meta.properties` of every log directory, as Kafka keeps it.
 enum ClusterIdentity {
+    /// Without `cluster.id`, the nodes of one cluster agree on an id derived from their voters
+    /// (Kafka has `kafka-storage.sh format` write it; Petrel nodes start from empty dirs).
+    static func derivedClusterId(_ config: BrokerConfig) -> String {
+        let text = config.quorumVoters.map { "\($0.id)@\($0.host):\($0.port)" }.sorted().joined(separator: ",")
+        var h1: UInt64 = 0xcbf29ce484222325, h2: UInt64 = 0x84222325cbf29ce4
+        for b in text.utf8 {
+            h1 = (h1 ^ UInt64(b)) &* 0x100000001b3
+            h2 = (h2 ^ UInt64(b)) &* 0x100000001b3 &+ 0x9E3779B97F4A7C15
+        }
+        return KafkaUUID(high: h1, low: h2).description
+    }
+
     static func load(config: BrokerConfig, logger: Logger) throws -> String {
         let dirs = Array(Set(config.logDirs + [config.metadataLogDir])).sorted()
         var found: String?
@@ -172,7 +250,7 @@ enum ClusterIdentity {
         if let configured = config.clusterID, let found, configured != found {
             throw BrokerStartError("cluster.id=\(configured) but the log directories belong to cluster \(found)")
         }
-        let id = config.clusterID ?? found ?? KafkaUUID.random().description
+        let id = config.clusterID ?? found ?? (config.isSingleNodeQuorum ? KafkaUUID.random().description : Self.derivedClusterId(config))
         for dir in dirs {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let text = "#\n#Written by Petrel\nversion=1\ncluster.id=\(id)\nnode.id=\(config.nodeID)\n"

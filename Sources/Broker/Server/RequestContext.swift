@@ -3,7 +3,7 @@ import Logging
 import NIOCore
 
 /// What a handler knows about the request it serves, beyond the body.
-struct RequestContext {
+struct RequestContext: Sendable {
     var apiKey: ApiKey
     var apiVersion: Int16
     var correlationId: Int32
@@ -33,7 +33,7 @@ struct RequestContext {
 }
 
 /// What a handler answers: a response body now, later, or nothing (produce with acks=0).
-enum HandlerResult {
+enum HandlerResult: Sendable {
     case response(KafkaResponse)
     case deferred(EventLoopFuture<KafkaResponse>)
     case noResponse

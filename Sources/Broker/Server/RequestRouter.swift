@@ -21,6 +21,9 @@ final class RequestRouter: Sendable {
             .describeCluster, .describeTopicPartitions, .describeLogDirs, .describeAcls, .initProducerId,
             .describeProducers, .findCoordinator, .joinGroup, .syncGroup, .heartbeat, .leaveGroup, .offsetCommit,
             .offsetFetch, .listGroups, .describeGroups, .deleteGroups, .offsetDelete,
+            // The cluster's own RPCs (controller listener) and the quorum's description.
+            .vote, .beginQuorumEpoch, .endQuorumEpoch, .brokerRegistration, .brokerHeartbeat, .alterPartition,
+            .describeQuorum, .electLeaders,
         ]
         // Record batches v2 (magic 2) need Produce v3+ and Fetch v4+; Kafka 4 dropped the older
         // versions too, and with them the legacy message-set formats.
@@ -49,14 +52,70 @@ final class RequestRouter: Sendable {
         return response
     }
 
+    /// APIs whose handlers may write metadata through the quorum (and so wait for a commit):
+    /// in a cluster they run on the controller thread pool, never on a network thread.
+    static let controllerBound: Set<ApiKey> = [
+        .metadata, .createTopics, .deleteTopics, .createPartitions, .alterConfigs, .incrementalAlterConfigs,
+        .initProducerId, .findCoordinator, .electLeaders,
+    ]
+
+    /// Admin APIs a node that is not the active controller forwards to it.
+    static let forwarded: Set<ApiKey> = [
+        .createTopics, .deleteTopics, .createPartitions, .alterConfigs, .incrementalAlterConfigs, .electLeaders,
+    ]
+
     func handle(_ request: KafkaRequest, context: RequestContext) -> HandlerResult {
-        guard brokerProvider.get() != nil else {
+        guard let broker = brokerProvider.get() else {
             return .response(.errorResponse(apiKey: context.apiKey, version: context.apiVersion, errorCode: KafkaErrorCode.brokerNotAvailable.rawValue))
         }
         if let range = Self.supported[context.apiKey], !range.contains(context.apiVersion) {
             context.logger.warning("\(context.apiKey.name) v\(context.apiVersion) is not supported (supported: \(range)); answering UNSUPPORTED_VERSION")
             return .response(.errorResponse(apiKey: context.apiKey, version: context.apiVersion, errorCode: KafkaErrorCode.unsupportedVersion.rawValue))
         }
+        if let cluster = broker.cluster {
+            switch request {
+            case .vote, .beginQuorumEpoch, .endQuorumEpoch:
+                return handleQuorumRequest(request, context)
+            case .fetch(let r) where RaftWire.isMetadataFetch(r):
+                return handleQuorumRequest(request, context)
+            default:
+                break
+            }
+            if Self.forwarded.contains(context.apiKey), !cluster.isActiveController,
+               let forwarded = forward(request, version: context.apiVersion, cluster: cluster) {
+                return .deferred(forwarded.hop(to: context.eventLoop))
+            }
+            if Self.controllerBound.contains(context.apiKey) {
+                let future = cluster.controllerPool.runIfActive(eventLoop: context.eventLoop) { [self] () -> HandlerResult in
+                    dispatch(request, context)
+                }.flatMap { result -> EventLoopFuture<KafkaResponse> in
+                    switch result {
+                    case .response(let r): return context.eventLoop.makeSucceededFuture(r)
+                    case .deferred(let f): return f
+                    case .noResponse: return context.eventLoop.makeFailedFuture(PeerError("no response"))
+                    }
+                }
+                return .deferred(future)
+            }
+        }
+        return dispatch(request, context)
+    }
+
+    /// Sends a client's admin request on to the active controller; nil when none is known.
+    private func forward(_ request: KafkaRequest, version: Int16, cluster: ClusterNode) -> EventLoopFuture<KafkaResponse>? {
+        let image = broker.metadata.current()
+        switch request {
+        case .createTopics(let r): return cluster.forwardToController(r, version: version, image: image)
+        case .deleteTopics(let r): return cluster.forwardToController(r, version: version, image: image)
+        case .createPartitions(let r): return cluster.forwardToController(r, version: version, image: image)
+        case .alterConfigs(let r): return cluster.forwardToController(r, version: version, image: image)
+        case .incrementalAlterConfigs(let r): return cluster.forwardToController(r, version: version, image: image)
+        case .electLeaders(let r): return cluster.forwardToController(r, version: version, image: image)
+        default: return nil
+        }
+    }
+
+    private func dispatch(_ request: KafkaRequest, _ context: RequestContext) -> HandlerResult {
         switch request {
         case .apiVersions(let r): return .response(.apiVersions(handleApiVersions(r, context)))
         case .metadata(let r): return .response(.metadata(handleMetadata(r, context)))
@@ -87,6 +146,12 @@ final class RequestRouter: Sendable {
         case .describeGroups(let r): return .response(.describeGroups(handleDescribeGroups(r, context)))
         case .deleteGroups(let r): return .response(.deleteGroups(handleDeleteGroups(r, context)))
         case .offsetDelete(let r): return .response(.offsetDelete(handleOffsetDelete(r, context)))
+        case .brokerRegistration(let r): return handleBrokerRegistration(r, context)
+        case .brokerHeartbeat(let r): return handleBrokerHeartbeat(r, context)
+        case .alterPartition(let r): return handleAlterPartition(r, context)
+        case .describeQuorum(let r): return .response(.describeQuorum(handleDescribeQuorum(r, context)))
+        case .electLeaders(let r): return .response(.electLeaders(handleElectLeaders(r, context)))
+        case .vote, .beginQuorumEpoch, .endQuorumEpoch: return handleQuorumRequest(request, context)
         default:
             context.logger.warning("\(context.apiKey.name) is not implemented by this broker; answering UNSUPPORTED_VERSION")
             return .response(.errorResponse(apiKey: context.apiKey, version: context.apiVersion, errorCode: KafkaErrorCode.unsupportedVersion.rawValue))

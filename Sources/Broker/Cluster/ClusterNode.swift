@@ -1,0 +1,227 @@
+import KafkaProtocol
+import LogStorage
+import Logging
+import MetadataQuorum
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// The metadata log of a multi-node cluster: proposals go through the Raft quorum; the call
+/// returns once the records are committed by a majority and applied on this node.
+final class QuorumMetadataStore: MetadataLogStore {
+    let driver: QuorumDriver
+    init(driver: QuorumDriver) { self.driver = driver }
+
+    var appliesCommittedRecords: Bool { true }
+
+    func append(_ records: [MetadataRecord]) throws -> Int64 {
+        try driver.propose(records).wait()
+    }
+
+    func replay() throws -> [MetadataRecord] { [] }
+}
+
+/// This node's part in a multi-node cluster, beside the request handlers: the quorum member,
+/// the broker's registration and heartbeats to the active controller, and (while this node is
+/// the active controller) the controller's timers: fencing expired brokers and moving
+/// leadership back to preferred replicas.
+final class ClusterNode: Sendable {
+    let nodeId: Int32
+    let driver: QuorumDriver
+    let peers: PeerDirectory
+    private let metadata: MetadataManager
+    private let config: BrokerConfig
+    private let group: EventLoopGroup
+    private let logger: Logger
+    /// Runs controller operations (which wait for quorum commits) off the network threads.
+    let controllerPool: NIOThreadPool
+    private let incarnationId = KafkaUUID.random()
+    private let state = Mutex(State())
+
+    private struct State {
+        var brokerEpoch: Int64 = -1
+        var registered = false
+        var wasActiveController = false
+        var lastRebalanceMs: Int64 = 0
+        var timer: RepeatedTask?
+        var advertisedHost = "127.0.0.1"
+        var advertisedPort = 9092
+        var stopped = false
+        var inFlight = false
+    }
+
+    init(nodeId: Int32, driver: QuorumDriver, peers: PeerDirectory, metadata: MetadataManager, config: BrokerConfig,
+         group: EventLoopGroup, logger: Logger) {
+        self.nodeId = nodeId
+        self.driver = driver
+        self.peers = peers
+        self.metadata = metadata
+        self.config = config
+        self.group = group
+        self.logger = logger
+        self.controllerPool = NIOThreadPool(numberOfThreads: 2)
+        controllerPool.start()
+    }
+
+    var isActiveController: Bool { driver.status().isActiveController }
+    var activeControllerId: Int32? { driver.status().leaderId }
+
+    /// Starts the heartbeat loop (which registers first).
+    func start(advertisedHost: String, advertisedPort: Int) {
+        let interval = Int64(max(100, config.brokerHeartbeatIntervalMs))
+        let task = group.next().scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: .milliseconds(min(interval, 500))) { [self] _ in
+            tick()
+        }
+        state.withLock {
+            $0.advertisedHost = advertisedHost
+            $0.advertisedPort = advertisedPort
+            $0.timer = task
+        }
+    }
+
+    func shutdown() async {
+        let task = state.withLock { s -> RepeatedTask? in
+            s.stopped = true
+            return s.timer
+        }
+        task?.cancel()
+        await driver.shutdown()
+        peers.closeAll()
+        try? await controllerPool.shutdownGracefully()
+    }
+
+    /// One round: controller duties if active, then this broker's registration or heartbeat.
+    private func tick() {
+        let go = state.withLock { s -> Bool in
+            guard !s.stopped, !s.inFlight else { return false }
+            s.inFlight = true
+            return true
+        }
+        guard go else { return }
+        controllerPool.submit { [self] _ in
+            defer { state.withLock { $0.inFlight = false } }
+            controllerDuties()
+            brokerDuties()
+        }
+    }
+
+    private func controllerDuties() {
+        let active = isActiveController
+        let became = state.withLock { s -> Bool in
+            defer { s.wasActiveController = active }
+            return active && !s.wasActiveController
+        }
+        guard active else { return }
+        if became {
+            metadata.resetBrokerSessions()
+            state.withLock { $0.lastRebalanceMs = MetadataManager.monotonicMs() }
+            return
+        }
+        metadata.fenceExpiredBrokers(logger: logger)
+        if config.autoLeaderRebalanceEnable {
+            let now = MetadataManager.monotonicMs()
+            let due = state.withLock { s -> Bool in
+                guard now - s.lastRebalanceMs >= Int64(config.leaderImbalanceCheckIntervalSeconds) * 1000 else { return false }
+                s.lastRebalanceMs = now
+                return true
+            }
+            if due { _ = metadata.electPreferredLeaders(logger: logger) }
+        }
+    }
+
+    private func brokerDuties() {
+        let (registered, epoch, host, port) = state.withLock { ($0.registered, $0.brokerEpoch, $0.advertisedHost, $0.advertisedPort) }
+        guard let leader = driver.status().leaderId else { return }
+        if !registered {
+            let result: KafkaErrorCode
+            var brokerEpoch: Int64 = -1
+            if leader == nodeId {
+                guard isActiveController else { return }
+                let r = metadata.registerBroker(id: nodeId, incarnationId: incarnationId, host: host, port: port, rack: nil, logger: logger)
+                result = r.error
+                brokerEpoch = r.brokerEpoch
+            } else {
+                var request = BrokerRegistrationRequest()
+                request.brokerId = nodeId
+                request.clusterId = ""
+                request.incarnationId = incarnationId
+                request.listeners = [.init(name: "PLAINTEXT", host: host, port: UInt16(clamping: port), securityProtocol: 0)]
+                request.rack = nil
+                guard case .brokerRegistration(let response)? = try? controllerRequest(request, version: 2, to: leader).wait() else { return }
+                result = KafkaErrorCode(rawValue: response.errorCode) ?? .unknownServerError
+                brokerEpoch = response.brokerEpoch
+            }
+            if result == .none {
+                state.withLock {
+                    $0.registered = true
+                    $0.brokerEpoch = brokerEpoch
+                }
+                logger.info("registered with the active controller (node \(leader)), broker epoch \(brokerEpoch)")
+            } else if result != .notController {
+                logger.warning("broker registration refused by node \(leader): \(result.name); retrying")
+            }
+            return
+        }
+        let outcome: KafkaErrorCode
+        if leader == nodeId {
+            guard isActiveController else { return }
+            outcome = metadata.brokerHeartbeat(id: nodeId, brokerEpoch: epoch, logger: logger).error
+        } else {
+            var request = BrokerHeartbeatRequest()
+            request.brokerId = nodeId
+            request.brokerEpoch = epoch
+            request.currentMetadataOffset = metadata.current().offset
+            guard case .brokerHeartbeat(let response)? = try? controllerRequest(request, version: 1, to: leader).wait() else { return }
+            outcome = KafkaErrorCode(rawValue: response.errorCode) ?? .unknownServerError
+        }
+        if outcome == .brokerIdNotRegistered || outcome == .staleBrokerEpoch {
+            state.withLock { $0.registered = false }
+            logger.info("the controller does not know this broker's registration (\(outcome.name)); registering again")
+        }
+    }
+
+    /// Sends a controller RPC to node `leader`'s controller listener.
+    func controllerRequest<M: KafkaRequestMessage>(_ request: M, version: Int16, to leader: Int32) -> EventLoopFuture<KafkaResponse> {
+        guard let voter = driver.voters.first(where: { $0.id == leader }) else {
+            return group.next().makeFailedFuture(NotControllerError(leaderId: nil))
+        }
+        let connection = peers.connection(to: leader, host: voter.host, port: voter.port, purpose: "controller")
+        return connection.send(request, version: version, timeout: .milliseconds(Int64(config.quorumRequestTimeoutMs)))
+    }
+
+    /// Forwards a client's admin request to the active controller's broker listener and hands
+    /// back its answer (a node that is not the controller forwards, as KRaft brokers do).
+    func forwardToController<M: KafkaRequestMessage>(_ request: M, version: Int16, image: MetadataImage) -> EventLoopFuture<KafkaResponse>? {
+        guard let leader = driver.status().leaderId, leader != nodeId, let broker = image.brokers[leader] else { return nil }
+        let connection = peers.connection(to: leader, host: broker.host, port: Int(broker.port), purpose: "forward")
+        return connection.send(request, version: version, timeout: .seconds(30))
+    }
+
+    /// AlterPartition to the active controller (or this node's controller code when it is active).
+    func alterPartition(topic: String, topicId: KafkaUUID, partition: Int32, leaderEpoch: Int32, partitionEpoch: Int32,
+                        newIsr: [Int32]) -> EventLoopFuture<KafkaErrorCode> {
+        let brokerEpoch = state.withLock { $0.brokerEpoch }
+        guard let leader = driver.status().leaderId else { return group.next().makeSucceededFuture(.notController) }
+        if leader == nodeId {
+            return controllerPool.runIfActive(eventLoop: group.next()) { [self] in
+                metadata.alterPartition(topicId: topicId, topicName: topic, partition: partition, leaderId: nodeId,
+                                        leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch, newIsr: newIsr, logger: logger).error
+            }
+        }
+        var p = AlterPartitionRequest.PartitionData()
+        p.partitionIndex = partition
+        p.leaderEpoch = leaderEpoch
+        p.partitionEpoch = partitionEpoch
+        p.newIsr = newIsr
+        var request = AlterPartitionRequest()
+        request.brokerId = nodeId
+        request.brokerEpoch = brokerEpoch
+        request.topics = [.init(topicName: topic, topicId: topicId, partitions: [p])]
+        return controllerRequest(request, version: 2, to: leader).map { response in
+            guard case .alterPartition(let r) = response else { return .unknownServerError }
+            if r.errorCode != 0 { return KafkaErrorCode(rawValue: r.errorCode) ?? .unknownServerError }
+            let code = r.topics.first?.partitions.first?.errorCode ?? 0
+            return KafkaErrorCode(rawValue: code) ?? .unknownServerError
+        }
+    }
+}

@@ -1,0 +1,427 @@
+import Foundation
+import KafkaProtocol
+import LogStorage
+import Logging
+import MetadataQuorum
+import NIOCore
+import Synchronization
+
+/// Runs this node's member of the Raft metadata quorum (MetadataQuorum.RaftNode, a pure state
+/// machine) for real: its log is `__cluster_metadata-0` on disk (one record batch per entry,
+/// fsynced before anything that depends on it), its vote and epoch live in `quorum-state`, its
+/// messages travel as KRaft's Kafka RPCs over the controller listener, and committed entries
+/// are handed to the metadata image in order. Everything runs on one event loop.
+final class QuorumDriver: Sendable {
+    struct Voter: Sendable {
+        var id: Int32
+        var host: String
+        var port: Int
+    }
+
+    let nodeId: Int32
+    let voters: [Voter]
+    private let clusterId: String
+    private let loop: EventLoop
+    private let log: LogStorage.PartitionLog
+    private let stateFile: String
+    private let peers: PeerDirectory
+    private let logger: Logger
+    private let requestTimeout: TimeAmount
+    /// Called on the driver's loop with each committed operation's records, in log order.
+    private let apply: @Sendable ([MetadataRecord], Int64) -> Void
+    private let core: Mutex<Core>
+
+    private struct Waiter {
+        var epoch: Int32
+        var promise: EventLoopPromise<Int64>
+    }
+
+    private struct ParkedFetch {
+        var from: Int32
+        var request: MetadataQuorum.FetchRequest
+        var promise: EventLoopPromise<RaftMessage?>
+        var deadline: NIODeadline
+    }
+
+    private struct Core {
+        var node: RaftNode
+        var applied: Int64 = 0
+        var timer: Scheduled<Void>?
+        var waiters: [Int64: Waiter] = [:]
+        var parked: [ParkedFetch] = []
+        /// High watermark last sent to each follower (a fetch is parked only if nothing changed).
+        var lastSentHighWatermark: [Int32: Int64] = [:]
+        /// First offset of this node's leadership epoch: the controller is ready once applied past it.
+        var leaderStartOffset: Int64?
+        var lastFetchFromVoter: [Int32: Int64] = [:]
+        var stopped = false
+        /// Promise completions, run after the lock is released (a callback may call back in).
+        var deferred: [@Sendable () -> Void] = []
+    }
+
+    /// Runs `body` under the lock, then the promise completions it queued.
+    private func locked<T>(_ body: (inout Core) -> T) -> T {
+        let (result, work) = core.withLock { c -> (T, [@Sendable () -> Void]) in
+            let r = body(&c)
+            let w = c.deferred
+            c.deferred = []
+            return (r, w)
+        }
+        for w in work { w() }
+        return result
+    }
+
+    static func startTime() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds / 1_000_000) }
+
+    init(nodeId: Int32, voters: [Voter], clusterId: String, config: RaftConfig, log: LogStorage.PartitionLog, stateFile: String,
+         loop: EventLoop, peers: PeerDirectory, requestTimeoutMs: Int, logger: Logger,
+         apply: @escaping @Sendable ([MetadataRecord], Int64) -> Void) throws {
+        self.nodeId = nodeId
+        self.voters = voters
+        self.clusterId = clusterId
+        self.loop = loop
+        self.log = log
+        self.stateFile = stateFile
+        self.peers = peers
+        self.logger = logger
+        self.apply = apply
+        self.requestTimeout = .milliseconds(Int64(requestTimeoutMs))
+        let persisted = try Self.readState(stateFile)
+        let entries = try Self.readEntries(log)
+        let node = RaftNode(config: config, persisted: persisted, log: RaftLog(entries), now: Self.startTime())
+        self.core = Mutex(Core(node: node))
+        logger.info("metadata quorum: node \(nodeId) of voters \(voters.map(\.id)), epoch \(persisted.epoch), \(entries.count) log entries")
+    }
+
+    // MARK: lifecycle
+
+    func start() {
+        loop.execute { [self] in
+            locked { c in
+                let actions = c.node.handle(.tick, now: Self.startTime())
+                perform(actions, core: &c)
+            }
+        }
+    }
+
+    /// Graceful leader resignation (EndQuorumEpoch), then stop timers.
+    func shutdown() async {
+        try? await loop.submit { [self] in
+            locked { c in
+                if c.node.role == .leader {
+                    let actions = c.node.handle(.resign, now: Self.startTime())
+                    perform(actions, core: &c)
+                }
+            }
+        }.get()
+        try? await Task.sleep(nanoseconds: 50_000_000)
+        try? await loop.submit { [self] in
+            locked { c in
+                c.stopped = true
+                c.timer?.cancel()
+                for p in c.parked { let promise = p.promise; c.deferred.append { promise.succeed(nil) } }
+                c.parked = []
+                for (_, w) in c.waiters { let promise = w.promise; c.deferred.append { promise.fail(NotControllerError(leaderId: nil)) } }
+                c.waiters = [:]
+            }
+        }.get()
+    }
+
+    // MARK: queries
+
+    struct Status: Sendable {
+        var leaderId: Int32?
+        var epoch: Int32
+        var role: RaftRole
+        var highWatermark: Int64
+        var logEndOffset: Int64
+        var isActiveController: Bool
+        var voterEndOffsets: [Int32: Int64]
+        var lastFetchMs: [Int32: Int64]
+    }
+
+    func status() -> Status {
+        locked { c in
+            let leader = c.node.role == .leader
+            var ends: [Int32: Int64] = [:]
+            for v in voters { ends[v.id] = v.id == nodeId ? c.node.log.endOffset : (leader ? (c.lastFetchFromVoter[v.id] ?? -1) : -1) }
+            return Status(leaderId: c.node.role == .leader ? nodeId : c.node.leaderId, epoch: c.node.epoch, role: c.node.role,
+                          highWatermark: c.node.highWatermark, logEndOffset: c.node.log.endOffset,
+                          isActiveController: leader && c.leaderStartOffset.map { c.applied > $0 } == true,
+                          voterEndOffsets: ends, lastFetchMs: [:])
+        }
+    }
+
+    // MARK: proposals
+
+    /// Appends an operation's records through the quorum; the future succeeds with the entry's
+    /// offset once it is committed and applied, and fails if this node is not the leader or
+    /// loses leadership first.
+    func propose(_ records: [MetadataRecord]) -> EventLoopFuture<Int64> {
+        let payload: [UInt8]
+        do { payload = try RaftWire.payload(records) } catch { return loop.makeFailedFuture(error) }
+        return loop.flatSubmit { [self] in
+            locked { c -> EventLoopFuture<Int64> in
+                guard !c.stopped else { return loop.makeFailedFuture(NotControllerError(leaderId: nil)) }
+                guard c.node.role == .leader, let start = c.leaderStartOffset, c.applied > start else {
+                    return loop.makeFailedFuture(NotControllerError(leaderId: c.node.role == .leader ? nil : c.node.leaderId))
+                }
+                let (result, actions) = c.node.propose(payload, now: Self.startTime())
+                switch result {
+                case .notLeader(let leader, _):
+                    return loop.makeFailedFuture(NotControllerError(leaderId: leader))
+                case .appended(let epoch, let offset):
+                    let promise = loop.makePromise(of: Int64.self)
+                    c.waiters[offset] = Waiter(epoch: epoch, promise: promise)
+                    perform(actions, core: &c)
+                    wakeParked(core: &c)
+                    return promise.futureResult
+                }
+            }
+        }
+    }
+
+    // MARK: inbound RPCs
+
+    /// Handles a quorum request from another node; the future holds the answer to send back.
+    func receive(from: Int32, _ message: RaftMessage) -> EventLoopFuture<RaftMessage?> {
+        loop.flatSubmit { [self] in
+            locked { c -> EventLoopFuture<RaftMessage?> in
+                guard !c.stopped else { return loop.makeSucceededFuture(nil) }
+                let reply = handleRequest(from: from, message, core: &c)
+                if case .fetchResponse(let response)? = reply { c.lastSentHighWatermark[from] = response.highWatermark ?? -1 }
+                return loop.makeSucceededFuture(reply)
+            }
+        }
+    }
+
+    private func handleRequest(from: Int32, _ message: RaftMessage, core c: inout Core) -> RaftMessage? {
+        if case .fetch = message { c.lastFetchFromVoter[from] = (try? fetchOffset(message)) ?? -1 }
+        let actions = c.node.handle(.received(from: from, message), now: Self.startTime())
+        var reply: RaftMessage?
+        var rest = [RaftAction]()
+        for action in actions {
+            if case .send(let to, let m) = action, to == from, reply == nil, Self.isResponse(m) { reply = m } else { rest.append(action) }
+        }
+        perform(rest, core: &c)
+        return reply
+    }
+
+    private func fetchOffset(_ m: RaftMessage) throws -> Int64 {
+        if case .fetch(let r) = m { return r.fetchOffset }
+        return -1
+    }
+
+    private func wakeParked(core c: inout Core) { flushParked(core: &c, force: false) }
+
+    /// Re-handles parked fetches: answers those that now get entries or a new high watermark,
+    /// and (with `force`) those whose wait is over.
+    private func flushParked(core c: inout Core, force: Bool) {
+        guard !c.parked.isEmpty else { return }
+        let parked = c.parked
+        c.parked = []
+        let now = NIODeadline.now()
+        for p in parked {
+            let due = force && p.deadline <= now + .milliseconds(5)
+            let reply = handleRequest(from: p.from, .fetch(p.request), core: &c)
+            if case .fetchResponse(let r)? = reply, !due, r.errorCode == .none, r.entries.isEmpty, r.divergingEpoch == nil,
+               c.lastSentHighWatermark[p.from] == r.highWatermark ?? -1, !c.stopped {
+                c.parked.append(p)
+                continue
+            }
+            if case .fetchResponse(let r)? = reply { c.lastSentHighWatermark[p.from] = r.highWatermark ?? -1 }
+            let promise = p.promise
+            c.deferred.append { promise.succeed(reply) }
+        }
+    }
+
+    private static func isResponse(_ m: RaftMessage) -> Bool {
+        switch m {
+        case .voteResponse, .beginQuorumEpochResponse, .fetchResponse: return true
+        case .vote, .beginQuorumEpoch, .endQuorumEpoch, .fetch: return false
+        }
+    }
+
+    // MARK: actions
+
+    private func perform(_ actions: [RaftAction], core c: inout Core) {
+        for action in actions {
+            switch action {
+            case .persistState(let s):
+                do { try Self.writeState(s, to: stateFile, nodeId: nodeId, leaderId: c.node.leaderId) } catch {
+                    fatalDisk("cannot write the quorum state file \(stateFile): \(error)")
+                }
+            case .appendToLog(let entries):
+                do {
+                    for entry in entries {
+                        let batch = try RaftWire.batch(for: entry)
+                        _ = try log.appendAsFollower(batch.buffer)
+                    }
+                    try log.flush()
+                } catch {
+                    fatalDisk("cannot append to the metadata log \(log.directory): \(error)")
+                }
+            case .truncateLog(let end):
+                do { _ = try log.truncate(to: end) } catch {
+                    fatalDisk("cannot truncate the metadata log \(log.directory) to \(end): \(error)")
+                }
+                for (offset, w) in c.waiters where offset >= end {
+                    let promise = w.promise
+                    c.deferred.append { promise.fail(NotControllerError(leaderId: nil)) }
+                    c.waiters.removeValue(forKey: offset)
+                }
+            case .send(let to, let message):
+                send(message, to: to)
+            case .committed(let upTo):
+                applyCommitted(upTo: upTo, core: &c)
+                wakeParked(core: &c)
+            case .becameLeader(let epoch):
+                c.leaderStartOffset = c.node.log.endOffset - 1
+                c.lastSentHighWatermark = [:]
+                logger.notice("metadata quorum: this node (\(nodeId)) is the active controller for epoch \(epoch)")
+            case .becameFollower(let leader, let epoch):
+                c.leaderStartOffset = nil
+                failWaiters(core: &c, leader: leader)
+                logger.info("metadata quorum: following leader \(leader) in epoch \(epoch)")
+            case .becameCandidate(let epoch):
+                c.leaderStartOffset = nil
+                failWaiters(core: &c, leader: nil)
+                logger.info("metadata quorum: standing for election in epoch \(epoch)")
+            }
+        }
+        if c.node.role != .leader, c.leaderStartOffset != nil {
+            c.leaderStartOffset = nil
+            failWaiters(core: &c, leader: c.node.leaderId)
+        }
+        schedule(core: &c)
+    }
+
+    private func failWaiters(core c: inout Core, leader: Int32?) {
+        for (_, w) in c.waiters { let promise = w.promise; c.deferred.append { promise.fail(NotControllerError(leaderId: leader)) } }
+        c.waiters = [:]
+    }
+
+    private func applyCommitted(upTo: Int64, core c: inout Core) {
+        while c.applied < upTo, let entry = c.node.log.entry(at: c.applied) {
+            if entry.kind == .data {
+                do {
+                    let records = try RaftWire.records(inPayload: entry.payload)
+                    let offset = entry.offset, apply = self.apply
+                    c.deferred.append { apply(records, offset) }
+                } catch {
+                    logger.error("metadata log entry \(entry.offset) does not decode (\(error)); skipped")
+                }
+            }
+            if let w = c.waiters.removeValue(forKey: entry.offset) {
+                let promise = w.promise, offset = entry.offset, ok = w.epoch == entry.epoch
+                c.deferred.append { if ok { promise.succeed(offset) } else { promise.fail(NotControllerError(leaderId: nil)) } }
+            }
+            c.applied += 1
+        }
+    }
+
+    private func schedule(core c: inout Core) {
+        guard !c.stopped else { return }
+        c.timer?.cancel()
+        let wake = c.node.nextWakeup
+        let delay = max(1, min(wake - Self.startTime(), 1000))
+        c.timer = loop.scheduleTask(in: .milliseconds(delay)) { [self] in
+            locked { c in
+                guard !c.stopped else { return }
+                let actions = c.node.handle(.tick, now: Self.startTime())
+                perform(actions, core: &c)
+            }
+        }
+    }
+
+    private func fatalDisk(_ message: String) -> Never {
+        logger.critical("\(message). The node stops: a quorum member must not continue without its durable state.")
+        fatalError(message)
+    }
+
+    // MARK: outbound RPCs
+
+    private func send(_ message: RaftMessage, to node: Int32) {
+        guard let voter = voters.first(where: { $0.id == node }) else { return }
+        let connection = peers.connection(to: node, host: voter.host, port: voter.port, purpose: "controller")
+        let future: EventLoopFuture<KafkaResponse>
+        switch message {
+        case .vote(let r):
+            future = connection.send(RaftWire.voteRequest(r, clusterId: clusterId, voterId: node), version: RaftWire.voteVersion, timeout: requestTimeout)
+        case .beginQuorumEpoch(let r):
+            future = connection.send(RaftWire.beginRequest(r, clusterId: clusterId, voterId: node), version: RaftWire.beginVersion, timeout: requestTimeout)
+        case .endQuorumEpoch(let r):
+            future = connection.send(RaftWire.endRequest(r, clusterId: clusterId), version: RaftWire.endVersion, timeout: requestTimeout)
+        case .fetch(let r):
+            future = connection.send(RaftWire.fetchRequest(r, clusterId: clusterId), version: RaftWire.fetchVersion, timeout: requestTimeout)
+        case .voteResponse, .beginQuorumEpochResponse, .fetchResponse:
+            return  // answers travel as RPC responses (receive(from:_:))
+        }
+        future.hop(to: loop).whenComplete { [self] result in
+            switch result {
+            case .failure(let error):
+                logger.debug("metadata quorum: request to node \(node) failed: \(error)")
+            case .success(let response):
+                do {
+                    guard let reply = try RaftWire.message(ofResponse: response, to: message) else { return }
+                    locked { c in
+                        guard !c.stopped else { return }
+                        let actions = c.node.handle(.received(from: node, reply), now: Self.startTime())
+                        perform(actions, core: &c)
+                    }
+                } catch {
+                    logger.warning("metadata quorum: node \(node) sent a malformed answer: \(error)")
+                }
+            }
+        }
+    }
+
+    // MARK: durable state
+
+    static func readEntries(_ log: LogStorage.PartitionLog) throws -> [MetadataQuorum.LogEntry] {
+        var entries = [MetadataQuorum.LogEntry]()
+        var offset = log.logStartOffset
+        let end = log.logEndOffset
+        while offset < end {
+            let read = try log.read(from: offset, maxBytes: 8 * 1024 * 1024, upTo: end, minOneBatch: true)
+            guard read.records.readableBytes > 0 else { break }
+            let decoded = try RaftWire.decodeEntries(read.records)
+            guard let last = decoded.last else { break }
+            for e in decoded where e.offset == Int64(entries.count) { entries.append(e) }
+            offset = last.offset + 1
+        }
+        return entries
+    }
+
+    /// Kafka's `quorum-state` file (JSON: leaderEpoch, votedId, leaderId).
+    static func readState(_ path: String) throws -> PersistentState {
+        guard let data = FileManager.default.contents(atPath: path) else { return PersistentState() }
+        guard let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw BrokerStartError("quorum state file \(path) is not a JSON object; restore it or remove the node's metadata log dir to rejoin empty")
+        }
+        let epoch = (json["leaderEpoch"] as? NSNumber)?.int32Value ?? 0
+        let voted = (json["votedId"] as? NSNumber)?.int32Value ?? -1
+        return PersistentState(epoch: epoch, votedFor: voted >= 0 ? voted : nil)
+    }
+
+    static func writeState(_ s: PersistentState, to path: String, nodeId: Int32, leaderId: Int32?) throws {
+        let text = "{\"leaderId\":\(leaderId ?? -1),\"leaderEpoch\":\(s.epoch),\"votedId\":\(s.votedFor ?? -1),\"appliedOffset\":0,\"currentVoters\":null,\"data_version\":0}"
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw BrokerStartError("open \(tmp): errno \(errno)") }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd)
+        close(fd)
+        guard written == bytes.count, synced == 0 else { throw BrokerStartError("write \(tmp): errno \(errno)") }
+        guard rename(tmp, path) == 0 else { throw BrokerStartError("rename \(tmp): errno \(errno)") }
+        let dir = open((path as NSString).deletingLastPathComponent, O_RDONLY)
+        if dir >= 0 { _ = fsync(dir); close(dir) }
+    }
+}
+
+/// This node is not the active controller; `leaderId` is the one it knows, if any.
+struct NotControllerError: Error, CustomStringConvertible {
+    var leaderId: Int32?
+    var description: String { "this node is not the active controller" + (leaderId.map { " (the active controller is node \($0))" } ?? " (no controller is elected yet)") }
+}
