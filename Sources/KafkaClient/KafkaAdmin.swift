@@ -310,14 +310,20 @@ public struct KafkaAdmin: Sendable {
         try await client.commit(group: group, generation: -1, memberId: "", offsets: offsets)
     }
 
-    /// Per partition of every topic the group committed to: committed offset, end offset, lag.
-    public func consumerLag(group: String) async throws(KafkaClientError) -> [PartitionLag] {
-        let committed = try await committedOffsets(group: group)
+    /// Per partition of every topic the group committed to (or of `topics`): committed offset,
+    /// end offset, lag.
+    public func consumerLag(group: String, topics: [String]? = nil) async throws(KafkaClientError) -> [PartitionLag] {
+        var asked: [TopicPartition]?
+        if let topics {
+            let m = try await client.metadata(topics: topics)
+            asked = topics.flatMap { t in (m.topics[t]?.partitions ?? []).map { TopicPartition(topic: t, partition: $0.partition) } }
+        }
+        let committed = try await committedOffsets(group: group, partitions: asked)
         var owners: [TopicPartition: String] = [:]
         if let d = try? await describeGroups([group]).first {
             for m in d.members { for tp in m.assignment { owners[tp] = m.memberId } }
         }
-        var partitions = Set(committed.keys).union(owners.keys)
+        var partitions = Set(committed.keys).union(owners.keys).union(asked ?? [])
         // Include every partition of the topics involved.
         let topics = Set(partitions.map(\.topic))
         if !topics.isEmpty {
