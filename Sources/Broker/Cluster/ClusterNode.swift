@@ -197,6 +197,54 @@ final class ClusterNode: Sendable {
         return connection.send(request, version: version, timeout: .seconds(30))
     }
 
+    /// Topic creations this node needs (auto-creation, `__consumer_offsets`) sent to the active
+    /// controller; nil when this node is the active controller (it creates them itself).
+    /// Blocks: called on the controller pool, never on a network thread.
+    func forwardCreateTopics(_ topics: [TopicCreation], validateOnly: Bool) -> [TopicOperationResult]? {
+        if isActiveController { return nil }
+        func failed(_ code: KafkaErrorCode, _ message: String) -> [TopicOperationResult] {
+            topics.map { TopicOperationResult(name: $0.name, error: code, message: message) }
+        }
+        if MultiThreadedEventLoopGroup.currentEventLoop != nil {
+            return failed(.notController, "topic creation must go to the active controller; retry")
+        }
+        var request = CreateTopicsRequest()
+        request.timeoutMs = 10_000
+        request.validateOnly = validateOnly
+        request.topics = topics.map { t in
+            CreateTopicsRequest.CreatableTopic(
+                name: t.name, numPartitions: t.assignments.isEmpty ? t.partitions : -1,
+                replicationFactor: t.assignments.isEmpty ? t.replicationFactor : -1,
+                assignments: t.assignments.keys.sorted().map { .init(partitionIndex: $0, brokerIds: t.assignments[$0]!) },
+                configs: t.configs.keys.sorted().map { .init(name: $0, value: t.configs[$0]) })
+        }
+        guard let future = forwardToController(request, version: 7, image: metadata.current()) else {
+            return failed(.notController, "no active controller is known yet; retry")
+        }
+        guard case .createTopics(let response)? = try? future.wait() else {
+            return failed(.requestTimedOut, "the active controller did not answer CreateTopics")
+        }
+        return response.topics.map { r in
+            TopicOperationResult(name: r.name, topicId: r.topicId, error: r.errorCode == 0 ? nil : KafkaErrorCode(rawValue: r.errorCode),
+                                 message: r.errorMessage, partitions: r.numPartitions, replicationFactor: r.replicationFactor)
+        }
+    }
+
+    /// AllocateProducerIds: a block of producer ids from the active controller (blocks; called on
+    /// the controller pool).
+    func allocateProducerIds(count: Int64) throws -> Int64 {
+        guard let leader = driver.status().leaderId else { throw NotControllerError(leaderId: nil) }
+        guard MultiThreadedEventLoopGroup.currentEventLoop == nil else { throw NotControllerError(leaderId: leader) }
+        var request = AllocateProducerIdsRequest()
+        request.brokerId = nodeId
+        request.brokerEpoch = state.withLock { $0.brokerEpoch }
+        guard case .allocateProducerIds(let r) = try controllerRequest(request, version: 0, to: leader).wait() else {
+            throw PeerError("node \(leader) answered AllocateProducerIds with another response")
+        }
+        guard r.errorCode == 0 else { throw NotControllerError(leaderId: nil) }
+        return r.producerIdStart
+    }
+
     /// AlterPartition to the active controller (or this node's controller code when it is active).
     func alterPartition(topic: String, topicId: KafkaUUID, partition: Int32, leaderEpoch: Int32, partitionEpoch: Int32,
                         newIsr: [Int32]) -> EventLoopFuture<KafkaErrorCode> {

@@ -157,3 +157,21 @@ extension RequestRouter {
         return response
     }
 }
+
+extension RequestRouter {
+    /// AllocateProducerIds (from another broker): a block of 1000 ids written to the metadata log.
+    func handleAllocateProducerIds(_ context: RequestContext) -> AllocateProducerIdsResponse {
+        var response = AllocateProducerIdsResponse()
+        guard let cluster = broker.cluster, cluster.isActiveController else {
+            response.errorCode = KafkaErrorCode.notController.rawValue
+            return response
+        }
+        do {
+            response.producerIdStart = try broker.metadata.allocateProducerIds(count: 1000)
+            response.producerIdLen = 1000
+        } catch {
+            response.errorCode = MetadataManager.failure(error).0.rawValue
+        }
+        return response
+    }
+}

@@ -112,8 +112,13 @@ final class MetadataManager: Sendable {
         }
     }
 
+    /// In a cluster: sends topic creations to the active controller when this node is not it
+    /// (auto-creation, `__consumer_offsets`); nil when this node should create them itself.
+    let createTopicsForwarder = Mutex<(@Sendable ([TopicCreation], Bool) -> [TopicOperationResult]?)?>(nil)
+
     func createTopics(_ topics: [TopicCreation], validateOnly: Bool, logger: Logger) -> [TopicOperationResult] {
-        controllerLock.withLock { _ in
+        if let forward = createTopicsForwarder.withLock({ $0 }), let results = forward(topics, validateOnly) { return results }
+        return controllerLock.withLock { _ in
             var results = [TopicOperationResult]()
             var seen = Set<String>()
             for request in topics {

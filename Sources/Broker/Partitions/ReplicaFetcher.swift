@@ -92,12 +92,13 @@ final class ReplicaFetcher: Sendable {
             return
         }
         request.topics = byTopic.keys.sorted().map { FetchRequest.FetchTopic(topic: $0, partitions: byTopic[$0]!) }
+        let sentPositions = sent
         connection.send(request, version: 12, timeout: .milliseconds(Int64(maxWaitMs) + 10_000))
             .hop(to: eventLoop)
             .whenComplete { [self] result in
                 switch result {
                 case .success(.fetch(let response)):
-                    let progressed = process(response, sent: sent)
+                    let progressed = process(response, sent: sentPositions)
                     if response.errorCode != 0 || !progressed.ok {
                         eventLoop.scheduleTask(in: backoff) { [self] in fetchOnce() }
                     } else {

@@ -34,7 +34,10 @@ final class BrokerRuntime: Sendable {
         self.metadata = metadata
         self.replicas = replicas
         self.logger = logger
-        self.producerIds = ProducerIdAllocator { [metadata] count in try metadata.allocateProducerIds(count: count) }
+        self.producerIds = ProducerIdAllocator { [metadata, cluster] count in
+            if let cluster, !cluster.isActiveController { return try cluster.allocateProducerIds(count: count) }
+            return try metadata.allocateProducerIds(count: count)
+        }
     }
 
     /// The active controller (single node: this broker). -1 while none is elected.

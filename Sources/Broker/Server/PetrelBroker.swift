@@ -94,8 +94,10 @@ public final class PetrelBroker: Sendable {
                 peers: peers, requestTimeoutMs: config.quorumRequestTimeoutMs, logger: logger,
                 apply: { records, offset in metadata.applyCommitted(records, offset: offset) })
             metadata.setStore(QuorumMetadataStore(driver: driver))
-            cluster = ClusterNode(nodeId: config.nodeID, driver: driver, peers: peers, metadata: metadata, config: config,
-                                  group: clusterGroup, logger: logger)
+            let node = ClusterNode(nodeId: config.nodeID, driver: driver, peers: peers, metadata: metadata, config: config,
+                                   group: clusterGroup, logger: logger)
+            metadata.createTopicsForwarder.withLock { $0 = { topics, validateOnly in node.forwardCreateTopics(topics, validateOnly: validateOnly) } }
+            cluster = node
             guard let controllerListener = config.listeners.first(where: { config.controllerListenerNames.contains($0.name) }) else {
                 throw BrokerStartError("no controller listener in listeners=\(config.listeners); add one named by controller.listener.names (\(config.controllerListenerNames.joined(separator: ","))), e.g. CONTROLLER://127.0.0.1:19092")
             }

@@ -23,7 +23,7 @@ final class RequestRouter: Sendable {
             .offsetFetch, .listGroups, .describeGroups, .deleteGroups, .offsetDelete,
             // The cluster's own RPCs (controller listener) and the quorum's description.
             .vote, .beginQuorumEpoch, .endQuorumEpoch, .brokerRegistration, .brokerHeartbeat, .alterPartition,
-            .describeQuorum, .electLeaders,
+            .describeQuorum, .electLeaders, .allocateProducerIds,
         ]
         // Record batches v2 (magic 2) need Produce v3+ and Fetch v4+; Kafka 4 dropped the older
         // versions too, and with them the legacy message-set formats.
@@ -56,7 +56,7 @@ final class RequestRouter: Sendable {
     /// in a cluster they run on the controller thread pool, never on a network thread.
     static let controllerBound: Set<ApiKey> = [
         .metadata, .createTopics, .deleteTopics, .createPartitions, .alterConfigs, .incrementalAlterConfigs,
-        .initProducerId, .findCoordinator, .electLeaders,
+        .initProducerId, .findCoordinator, .electLeaders, .allocateProducerIds,
     ]
 
     /// Admin APIs a node that is not the active controller forwards to it.
@@ -149,6 +149,7 @@ final class RequestRouter: Sendable {
         case .brokerRegistration(let r): return handleBrokerRegistration(r, context)
         case .brokerHeartbeat(let r): return handleBrokerHeartbeat(r, context)
         case .alterPartition(let r): return handleAlterPartition(r, context)
+        case .allocateProducerIds: return .response(.allocateProducerIds(handleAllocateProducerIds(context)))
         case .describeQuorum(let r): return .response(.describeQuorum(handleDescribeQuorum(r, context)))
         case .electLeaders(let r): return .response(.electLeaders(handleElectLeaders(r, context)))
         case .vote, .beginQuorumEpoch, .endQuorumEpoch: return handleQuorumRequest(request, context)
