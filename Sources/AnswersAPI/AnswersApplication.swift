@@ -133,7 +133,10 @@ enum ParameterParser {
     /// A short, printable excerpt of hostile input for error messages.
     static func preview(_ s: String) -> String {
         let scalars = s.unicodeScalars
-        let clean = scalars.prefix(40).map { $0.value >= 0x20 && $0.value < 0x7F ? String($0) : "?" }.joined()
+        let clean = scalars.prefix(40).map { c -> String in
+            guard c.value >= 0x20, c.value < 0x7F, !"<>&\"'\\".unicodeScalars.contains(c) else { return "?" }
+            return String(c)
+        }.joined()
         return "'" + clean + (scalars.count > 40 ? "…" : "") + "'"
     }
 }

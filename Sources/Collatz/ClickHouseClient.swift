@@ -76,6 +76,17 @@ public struct ClickHouseError: Error, CustomStringConvertible, Sendable {
     }
 }
 
+/// The process-wide HTTP client for ClickHouse (never shut down, like `HTTPClient.shared`): a
+/// refused connection fails the request at once (no connection retries until the request
+/// deadline), so the caller's backoff sees an outage within the 2 s connect timeout.
+public let clickHouseHTTPClient: HTTPClient = {
+    var configuration = HTTPClient.Configuration()
+    configuration.timeout = .init(connect: .seconds(2))
+    configuration.connectionPool.retryConnectionEstablishment = false
+    configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 16
+    return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+}()
+
 /// ClickHouse's HTTP interface over async-http-client: plain SQL in, text out.
 /// Works with ClickHouse 18.16 (Debian) and current releases alike.
 public struct ClickHouseClient: Sendable {
@@ -83,7 +94,7 @@ public struct ClickHouseClient: Sendable {
     let http: HTTPClient
     let baseURL: String
 
-    public init(configuration: ClickHouseConfiguration, httpClient: HTTPClient = .shared) {
+    public init(configuration: ClickHouseConfiguration, httpClient: HTTPClient = clickHouseHTTPClient) {
         self.configuration = configuration
         self.http = httpClient
         var base = configuration.url

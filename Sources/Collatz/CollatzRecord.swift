@@ -50,6 +50,21 @@ public struct CollatzRecord: Sendable, Hashable {
     /// Appends the decimal digits of `v` (no allocation beyond `out`'s growth).
     public static func appendDecimal(_ v: UInt128, to out: inout [UInt8]) {
         if v == 0 { out.append(UInt8(ascii: "0")); return }
+        if v <= UInt128(UInt64.max) {  // the common case: 64-bit division is much cheaper
+            var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes ≥ 20 digits
+            var count = 0
+            var n = UInt64(v)
+            withUnsafeMutableBytes(of: &digits) { raw in
+                while n > 0 {
+                    let (q, r) = n.quotientAndRemainder(dividingBy: 10)
+                    raw[23 - count] = UInt8(truncatingIfNeeded: r) + 0x30
+                    count += 1
+                    n = q
+                }
+                out.append(contentsOf: raw[(24 - count)...])
+            }
+            return
+        }
         var digits: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)  // 40 bytes ≥ 39 digits
         var count = 0
         var n = v

@@ -1,0 +1,216 @@
+import AnswersAPI
+import Collatz
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// The answers API against the in-memory store: no ClickHouse needed.
+@Suite("Answers API (Hummingbird, fake store)")
+struct AnswersAPITests {
+    struct StoreDown: Error, CustomStringConvertible { var description: String { "connection refused" } }
+
+    static func app(_ store: some AnswersStore) -> some ApplicationProtocol {
+        Application(router: AnswersApplication.makeRouter(store: store, configuration: .init(defaultPageSize: 3, maxPageSize: 50)))
+    }
+
+    static let store: InMemoryAnswersStore = try! InMemoryAnswersStore(startNumbers: [1, 3, 6, 7, 27, 97, 12_327_829_503])
+
+    static func json(_ r: TestResponse) throws -> [String: Any] {
+        try #require(JSONSerialization.jsonObject(with: Data(buffer: r.body)) as? [String: Any])
+    }
+
+    @Test("the four questions")
+    func fourQuestions() async throws {
+        try await Self.app(Self.store).test(.router) { client in
+            try await client.execute(uri: "/longest_step_chain", method: .get) { r throws in
+                #expect(r.status == .ok)
+                #expect(r.headers[.contentType] == "application/json")
+                let body = try Self.json(r)
+                #expect(body["number"] as? Int == 12_327_829_503)
+                #expect(body["steps"] as? Int == 543)
+            }
+            try await client.execute(uri: "/highest_value", method: .get) { r throws in
+                #expect(r.status == .ok)
+                let body = try Self.json(r)
+                #expect(body["number"] as? Int == 12_327_829_503)
+                #expect(body["value"] as? String == "20722398914405051728")  // above 2^53: a string
+                #expect(body["value_decimal"] as? String == "20722398914405051728")
+            }
+            try await client.execute(uri: "/part/9232", method: .get) { r throws in
+                #expect(r.status == .ok)
+                let body = try Self.json(r)
+                #expect(body["numbers"] as? [Int] == [27, 97])
+                #expect(body["count"] as? Int == 2)
+                #expect(body["next_after"] is NSNull)
+            }
+            try await client.execute(uri: "/plot/27", method: .get) { r throws in
+                #expect(r.status == .ok)
+                #expect(r.headers[.contentType] == "image/svg+xml")
+                let svg = String(buffer: r.body)
+                #expect(svg.hasPrefix("<?xml"))
+                #expect(svg.contains("Collatz chain of 27: 111 steps, peak 9232 at step 77"))
+                #expect(svg.contains(">step</text>") && svg.contains(">value</text>"))
+                #expect(svg.components(separatedBy: "<circle").count - 1 == 113)  // 112 points + the peak
+                let parsed = XMLDocumentCheck(svg)
+                #expect(parsed.ok, "SVG is not well-formed XML: \(parsed.error ?? "")")
+            }
+            try await client.execute(uri: "/plot/12327829503?scale=log", method: .get) { r throws in
+                #expect(r.status == .ok)
+                #expect(String(buffer: r.body).contains("peak 20722398914405051728"))
+                #expect(XMLDocumentCheck(String(buffer: r.body)).ok)
+            }
+        }
+    }
+
+    @Test("pagination: x itself is excluded, next_after walks the pages")
+    func pagination() async throws {
+        let store = try InMemoryAnswersStore(startNumbers: 1...200)
+        let expected = try await store.numbersPassingThrough(16, after: nil, limit: 1000)
+        #expect(expected.count > 10)
+        #expect(!expected.contains(16))
+        try await Self.app(store).test(.router) { client in
+            var seen = [Int]()
+            var after: Int?
+            var pages = 0
+            repeat {
+                let uri = "/part/16?limit=7" + (after.map { "&after=\($0)" } ?? "")
+                let body = try await client.execute(uri: uri, method: .get) { r throws in
+                    #expect(r.status == .ok)
+                    return try Self.json(r)
+                }
+                seen += body["numbers"] as? [Int] ?? []
+                after = body["next_after"] as? Int
+                pages += 1
+            } while after != nil && pages < 100
+            #expect(seen == expected.map { Int($0) })
+            // The default page size (3 here).
+            try await client.execute(uri: "/part/16", method: .get) { r throws in
+                #expect(try Self.json(r)["count"] as? Int == 3)
+            }
+        }
+    }
+
+    @Test("hostile parameters get a 400 with a JSON reason", arguments: [
+        ("/part/abc", "decimal integer"),
+        ("/part/-5", "must not be negative"),
+        ("/part/0", "at least 1"),
+        ("/part/1.5", "decimal integer"),
+        ("/part/0x10", "decimal integer"),
+        ("/part/1e5", "decimal integer"),
+        ("/part/%20", "decimal integer"),
+        ("/part/%3Cb%3E", "decimal integer"),
+        ("/part/340282366920938463463374607431768211456", "too large"),
+        ("/part/" + String(repeating: "9", count: 5000), "too large"),
+        ("/part/16?limit=0", "limit"),
+        ("/part/16?limit=51", "too large"),
+        ("/part/16?limit=", "empty"),
+        ("/part/16?after=-1", "negative"),
+        ("/part/16?after=18446744073709551616", "too large"),
+        ("/plot/0", "at least 1"),
+        ("/plot/18446744073709551616", "too large"),
+        ("/plot/%F0%9F%90%A6", "decimal integer"),
+        ("/plot/27?format=png", "not supported"),
+        ("/plot/27?format=%3Cscript%3E", "not supported"),
+        ("/plot/27?scale=cubic", "not supported"),
+    ])
+    func badParameters(uri: String, reason: String) async throws {
+        try await Self.app(Self.store).test(.router) { client in
+            try await client.execute(uri: uri, method: .get) { r throws in
+                #expect(r.status == .badRequest, "\(uri)")
+                #expect(r.headers[.contentType] == "application/json")
+                let body = try Self.json(r)
+                #expect(body["status"] as? Int == 400)
+                let message = body["error"] as? String ?? ""
+                #expect(message.contains(reason), "\(uri): \(message)")
+                #expect(!message.contains("<script>"))
+            }
+        }
+    }
+
+    @Test("unknown numbers and paths are 404 with a JSON body; an empty store is 404")
+    func notFound() async throws {
+        try await Self.app(Self.store).test(.router) { client in
+            for uri in ["/plot/28", "/nope", "/part/", "/plot", "/part/16/extra"] {
+                try await client.execute(uri: uri, method: .get) { r throws in
+                    #expect(r.status == .notFound, "\(uri)")
+                    #expect(try Self.json(r)["status"] as? Int == 404, "\(uri)")
+                }
+            }
+        }
+        try await Self.app(InMemoryAnswersStore(chains: [:])).test(.router) { client in
+            for uri in ["/longest_step_chain", "/highest_value"] {
+                try await client.execute(uri: uri, method: .get) { r throws in #expect(r.status == .notFound) }
+            }
+            try await client.execute(uri: "/part/5", method: .get) { r throws in
+                #expect(r.status == .ok)
+                #expect(try Self.json(r)["numbers"] as? [Int] == [])
+            }
+        }
+    }
+
+    @Test("a store that is down: 503 with the reason, /healthz too")
+    func storeDown() async throws {
+        let store = InMemoryAnswersStore(chains: [:], failure: StoreDown())
+        try await Self.app(store).test(.router) { client in
+            for uri in ["/longest_step_chain", "/highest_value", "/part/5", "/plot/5", "/healthz"] {
+                try await client.execute(uri: uri, method: .get) { r throws in
+                    #expect(r.status == .serviceUnavailable, "\(uri)")
+                    #expect((try Self.json(r)["error"] as? String)?.contains("connection refused") == true)
+                }
+            }
+        }
+        try await Self.app(Self.store).test(.router) { client in
+            try await client.execute(uri: "/healthz", method: .get) { r throws in
+                #expect(r.status == .ok)
+                #expect(try Self.json(r)["status"] as? String == "ok")
+            }
+        }
+    }
+
+    @Test("OpenAPI document, Swagger UI page and metrics")
+    func documentation() async throws {
+        try await Self.app(Self.store).test(.router) { client in
+            try await client.execute(uri: "/openapi.json", method: .get) { r throws in
+                #expect(r.status == .ok)
+                let doc = try Self.json(r)
+                #expect(doc["openapi"] as? String == "3.0.3")
+                let paths = try #require(doc["paths"] as? [String: Any])
+                for path in ["/longest_step_chain", "/highest_value", "/part/{x}", "/plot/{n}", "/healthz", "/metrics"] {
+                    #expect(paths[path] != nil, "\(path)")
+                }
+            }
+            try await client.execute(uri: "/docs", method: .get) { r throws in
+                #expect(r.status == .ok)
+                let page = String(buffer: r.body)
+                #expect(page.contains("SwaggerUIBundle") && page.contains("openapi.json"))
+            }
+            _ = try await client.execute(uri: "/plot/27", method: .get)
+            _ = try await client.execute(uri: "/part/x", method: .get)
+            try await client.execute(uri: "/metrics", method: .get) { r throws in
+                let text = String(buffer: r.body)
+                #expect(text.contains(#"petrel_api_requests_total{route="/plot/{n}",status="200"} 1"#), "\(text)")
+                #expect(text.contains(#"petrel_api_requests_total{route="/part/{x}",status="400"} 1"#), "\(text)")
+                #expect(text.contains("petrel_api_request_duration_seconds_bucket"))
+            }
+        }
+    }
+}
+
+/// Well-formedness check with Foundation's XML parser.
+struct XMLDocumentCheck {
+    var ok: Bool
+    var error: String?
+    init(_ text: String) {
+        #if canImport(FoundationXML)
+        let parser = FoundationXML.XMLParser(data: Data(text.utf8))
+        #else
+        let parser = XMLParser(data: Data(text.utf8))
+        #endif
+        ok = parser.parse()
+        error = parser.parserError.map { "\($0)" }
+    }
+}
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
