@@ -58,7 +58,9 @@ final class GroupCoordinator: Sendable {
     struct State {
         var groups: [String: ClassicGroup] = [:]
         var offsets: [String: [TopicPartition: CommittedOffset]] = [:]
-        var loaded: Set<Int32> = []
+        /// Offsets partitions loaded, with the leader epoch they were loaded in: a partition this
+        /// broker leads again after another broker led it is read again (coordinator failover).
+        var loaded: [Int32: Int32] = [:]
         var nextToken = 1
         var joinPromises: [Int: EventLoopPromise<JoinResult>] = [:]
         var syncPromises: [Int: EventLoopPromise<SyncResult>] = [:]
@@ -188,10 +190,18 @@ final class GroupCoordinator: Sendable {
 
     /// Reads the group's offsets partition from its start, once, rebuilding groups and offsets.
     private func ensureLoaded(_ s: inout State, partition index: Int32) {
-        guard !s.loaded.contains(index) else { return }
-        s.loaded.insert(index)
         let tp = TopicPartition(topic: Self.topicName, partition: index)
         guard let partition = replicas.partition(tp) else { return }
+        let epoch = partition.leaderEpoch
+        if let loadedEpoch = s.loaded[index] {
+            if loadedEpoch == epoch { return }
+            // Another broker may have coordinated these groups meanwhile: forget and re-read.
+            let numPartitions = self.numPartitions
+            for id in Array(s.groups.keys) where Self.partition(for: id, partitions: numPartitions) == index { s.groups[id] = nil }
+            for id in Array(s.offsets.keys) where Self.partition(for: id, partitions: numPartitions) == index { s.offsets[id] = nil }
+            logger.info("coordinator for \(tp) again (leader epoch \(epoch)); reloading its groups")
+        }
+        s.loaded[index] = epoch
         let now = LogClock.nowMillis()
         var offset = partition.log.logStartOffset
         let end = partition.log.logEndOffset

@@ -93,7 +93,7 @@ extension RequestRouter {
         return tp.partition >= 0 && Int(tp.partition) < t.partitions.count
     }
 
-    func handleOffsetCommit(_ request: OffsetCommitRequest, _ context: RequestContext) -> OffsetCommitResponse {
+    func handleOffsetCommit(_ request: OffsetCommitRequest, _ context: RequestContext) -> HandlerResult {
         let version = context.apiVersion
         var offsets: [(TopicPartition, offset: Int64, leaderEpoch: Int32, metadata: String?, timestamp: Int64)] = []
         for t in request.topics {
@@ -117,7 +117,27 @@ extension RequestRouter {
             }
             response.topics.append(rt)
         }
-        return response
+        // Replicated `__consumer_offsets`: the commit is answered once the partition's ISR has it,
+        // so a new coordinator finds it after a failover.
+        let tp = TopicPartition(topic: GroupCoordinator.topicName, partition: coordinator(context).partition(for: request.groupId))
+        guard broker.cluster != nil, errors.contains(where: { $0 == .none }), let partition = broker.replicas.partition(tp),
+              partition.highWatermark < partition.log.logEndOffset else {
+            return .response(.offsetCommit(response))
+        }
+        let answer = response
+        let future = partition.awaitHighWatermark(partition.log.logEndOffset, eventLoop: context.eventLoop, timeout: .seconds(5))
+            .map { code -> KafkaResponse in
+                guard code != .none && code != .notEnoughReplicasAfterAppend else { return .offsetCommit(answer) }
+                var failed = answer
+                let mapped: KafkaErrorCode = code == .notLeaderOrFollower ? .notCoordinator : .requestTimedOut
+                for t in failed.topics.indices {
+                    for p in failed.topics[t].partitions.indices where failed.topics[t].partitions[p].errorCode == 0 {
+                        failed.topics[t].partitions[p].errorCode = mapped.code
+                    }
+                }
+                return .offsetCommit(failed)
+            }
+        return .deferred(future)
     }
 
     func handleOffsetFetch(_ request: OffsetFetchRequest, _ context: RequestContext) -> OffsetFetchResponse {

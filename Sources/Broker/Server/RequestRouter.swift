@@ -140,7 +140,7 @@ final class RequestRouter: Sendable {
         case .syncGroup(let r): return handleSyncGroup(r, context)
         case .heartbeat(let r): return .response(.heartbeat(handleHeartbeat(r, context)))
         case .leaveGroup(let r): return .response(.leaveGroup(handleLeaveGroup(r, context)))
-        case .offsetCommit(let r): return .response(.offsetCommit(handleOffsetCommit(r, context)))
+        case .offsetCommit(let r): return handleOffsetCommit(r, context)
         case .offsetFetch(let r): return .response(.offsetFetch(handleOffsetFetch(r, context)))
         case .listGroups(let r): return .response(.listGroups(handleListGroups(r, context)))
         case .describeGroups(let r): return .response(.describeGroups(handleDescribeGroups(r, context)))
