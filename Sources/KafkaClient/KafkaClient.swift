@@ -6,7 +6,7 @@
 /// let client = KafkaClient(ClientConfiguration(bootstrapServers: ["127.0.0.1:9092"]))
 ///
 /// // Producer: batched, idempotent by default, murmur2 partitioner (same placement as Java/librdkafka).
-/// let producer = KafkaProducer(client: client, configuration: ProducerConfiguration())
+/// let producer = try KafkaProducer(client: client, configuration: ProducerConfiguration())
 /// let meta = try await producer.send(ProducerRecord(topic: "t", key: "k", value: "v"))   // (partition, offset)
 /// try await producer.produce(ProducerRecord(topic: "t", value: bytes))   // fire-and-forget; awaits only for buffer.memory
 /// try await producer.flush()                                             // throws the first failed fire-and-forget
@@ -18,12 +18,17 @@
 /// let consumer = KafkaConsumer(client: client, configuration: cc)
 /// try await consumer.subscribe(["t"])                    // or consumer.assign([TopicPartition(...)])
 /// for try await record in consumer.records { ...; try await consumer.commit() }
+/// try await consumer.seek(tp, to: .earliest); await consumer.pause([tp]); await consumer.resume([tp])
 /// await consumer.close()                                 // commits (auto-commit), leaves the group
 ///
 /// // Admin: topics, partitions, configs, groups, offsets, lag, delete records.
 /// let admin = KafkaAdmin(client: client)
-/// try await admin.createTopic("t", partitions: 3, replicationFactor: 1)
-/// let lag = try await admin.consumerLag(group: "g")
+/// try await admin.createTopic("t", partitions: 3, replicationFactor: 1)   // createTopics, deleteTopics, createPartitions
+/// let topics = try await admin.describeTopics(["t"])      // listTopics, describeCluster
+/// try await admin.alterConfigs(.topic("t"), [.set("retention.ms", "60000")])   // describeConfigs
+/// let lag = try await admin.consumerLag(group: "g")      // listGroups, describeGroups, deleteGroups,
+///                                                         // committedOffsets, alterGroupOffsets (reset)
+/// let ends = try await admin.listOffsets(parts, spec: .latest)   // deleteRecords([tp: offset])
 ///
 /// await client.shutdown()
 /// ```

@@ -41,12 +41,16 @@ public final class KafkaProducer: Sendable {
     }
 
     /// A producer on an existing client (shared connections and metadata).
-    public init(client: KafkaClient, configuration: ProducerConfiguration = ProducerConfiguration(), logger: Logger? = nil) throws(KafkaClientError) {
+    public convenience init(client: KafkaClient, configuration: ProducerConfiguration = ProducerConfiguration(), logger: Logger? = nil) throws(KafkaClientError) {
+        try self.init(client: client, configuration: configuration, logger: logger, ownsClient: false)
+    }
+
+    init(client: KafkaClient, configuration: ProducerConfiguration, logger: Logger?, ownsClient: Bool) throws(KafkaClientError) {
         let config = try configuration.validated()
         self.configuration = config
         self.client = client
         self.logger = logger ?? client.logger
-        self.ownsClient = false
+        self.ownsClient = ownsClient
         self.state = Locked(State(accumulator: RecordAccumulator(
             batchSize: config.batchSize, lingerMs: config.lingerMs, compression: config.compression,
             compressionLevel: config.compressionLevel, idempotent: config.enableIdempotence,
@@ -55,7 +59,7 @@ public final class KafkaProducer: Sendable {
 
     /// A producer with its own client.
     public convenience init(bootstrapServers: [String], configuration: ProducerConfiguration = ProducerConfiguration()) throws(KafkaClientError) {
-        try self.init(client: KafkaClient(bootstrapServers: bootstrapServers), configuration: configuration)
+        try self.init(client: KafkaClient(bootstrapServers: bootstrapServers), configuration: configuration, logger: nil, ownsClient: true)
     }
 
     // MARK: - Sending
@@ -80,8 +84,46 @@ public final class KafkaProducer: Sendable {
     /// Sends a record without waiting for the acknowledgement (fire-and-forget). Suspends only
     /// while `buffer.memory` is full. A failure is reported by the next ``flush()``.
     public func produce(_ record: ProducerRecord) async throws(KafkaClientError) {
-        let (tp, timestamp) = try await prepare(record)
-        try append(record, to: tp, timestamp: timestamp, waiter: nil)
+        // Fast path: metadata known and memory available: one lock, no suspension.
+        let timestamp = record.timestamp ?? currentTimeMillis()
+        if try appendIfReady(record, timestamp: timestamp) { return }
+        let (tp, ts) = try await prepare(record)
+        try append(record, to: tp, timestamp: ts, waiter: nil)
+    }
+
+    /// Appends a fire-and-forget record when no metadata lookup or memory wait is needed.
+    private func appendIfReady(_ record: ProducerRecord, timestamp: Int64) throws(KafkaClientError) -> Bool {
+        let size = record.estimatedSize
+        let now = monotonicNanos()
+        var wake = false
+        var armTimer = false
+        let done = try state.withLock { s throws(KafkaClientError) -> Bool in
+            guard !s.closed, s.senderStarted, let count = s.partitionCounts[record.topic],
+                  s.accumulator.bufferedBytes + size <= configuration.bufferMemory else { return false }
+            let partition: Int32
+            if let p = record.partition {
+                guard p >= 0 && Int(p) < count else { return false }
+                partition = p
+            } else {
+                partition = choosePartition(record, count: count, state: &s)
+            }
+            let tp = TopicPartition(topic: record.topic, partition: partition)
+            let outcome = try s.accumulator.append(
+                tp, key: record.key, value: record.value, headers: record.headers, timestamp: timestamp, size: size, now: now)
+            guard case let .appended(_, _, newBatch, closedBatch) = outcome else { return true }
+            if closedBatch {
+                wake = true
+                if record.key == nil && record.partition == nil { s.sticky[tp.topic] = nil }
+            }
+            if newBatch && now + s.accumulator.lingerNanos < s.timerArmedUntil {
+                s.timerArmedUntil = now + s.accumulator.lingerNanos
+                armTimer = true
+            }
+            return true
+        }
+        if armTimer { armLingerTimer(nanos: UInt64(configuration.lingerMs) * 1_000_000) }
+        if wake { wakeSender() }
+        return done
     }
 
     /// Sends everything buffered and waits until all of it is acknowledged or failed. Throws the
@@ -128,21 +170,23 @@ public final class KafkaProducer: Sendable {
         }
         var attempts = 0
         while true {
-            enum Step { case ready(TopicPartition), needMetadata, full, closed }
+            enum Step { case ready(TopicPartition), badPartition(TopicPartition), needMetadata, full, closed }
             let step: Step = state.withLock { s in
                 if s.closed { return .closed }
                 guard let count = s.partitionCounts[record.topic] else { return .needMetadata }
                 if s.accumulator.bufferedBytes + size > configuration.bufferMemory && !s.accumulator.isEmpty { return .full }
-                if let p = record.partition { return .ready(TopicPartition(topic: record.topic, partition: p)) }
+                if let p = record.partition {
+                    guard p >= 0 && Int(p) < count else { return .badPartition(TopicPartition(topic: record.topic, partition: p)) }
+                    return .ready(TopicPartition(topic: record.topic, partition: p))
+                }
                 return .ready(TopicPartition(topic: record.topic, partition: choosePartition(record, count: count, state: &s)))
             }
             switch step {
             case .closed:
                 throw .closed
+            case let .badPartition(tp):
+                throw .unknownPartition(tp)
             case let .ready(tp):
-                if let count = state.withLock({ $0.partitionCounts[tp.topic] }), tp.partition < 0 || Int(tp.partition) >= count {
-                    throw .unknownPartition(tp)
-                }
                 return (tp, timestamp)
             case .needMetadata:
                 attempts += 1

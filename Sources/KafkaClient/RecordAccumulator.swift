@@ -89,7 +89,19 @@ struct RecordAccumulator {
     mutating func append(
         _ tp: TopicPartition, key: ByteBuffer?, value: ByteBuffer?, headers: [RecordHeader], timestamp: Int64, size: Int, now: UInt64
     ) throws(KafkaClientError) -> AppendOutcome {
-        var queue = queues[tp] ?? PartitionQueue()
+        // In place in the dictionary: one hash lookup, no copy of the queue.
+        let outcome = try Self.append(
+            to: &queues[tp, default: PartitionQueue()], tp, key: key, value: value, headers: headers, timestamp: timestamp,
+            size: size, now: now, batchSize: batchSize, compression: compression, compressionLevel: compressionLevel)
+        if case let .appended(_, _, newBatch, _) = outcome, newBatch { pendingBatches += 1 }
+        bufferedBytes += size
+        return outcome
+    }
+
+    private static func append(
+        to queue: inout PartitionQueue, _ tp: TopicPartition, key: ByteBuffer?, value: ByteBuffer?, headers: [RecordHeader],
+        timestamp: Int64, size: Int, now: UInt64, batchSize: Int, compression: CompressionCodec, compressionLevel: Int
+    ) throws(KafkaClientError) -> AppendOutcome {
         var closed = false
         if let open = queue.open, !open.builder.isEmpty, open.builder.uncompressedSizeInBytes + size > batchSize {
             queue.ready.append(open)
@@ -105,24 +117,20 @@ struct RecordAccumulator {
                 topicPartition: tp, createdAt: now, compression: compression, compressionLevel: compressionLevel,
                 initialCapacity: min(batchSize, max(4096, size * 16)) + RecordBatch.headerSize)
             queue.open = batch
-            pendingBatches += 1
             newBatch = true
         }
         let index = Int32(batch.builder.recordCount)
         do {
             try batch.builder.append(key: key, value: value, headers: headers, timestamp: timestamp)
         } catch {
-            queues[tp] = queue
             throw .protocolViolation("cannot encode record: \(error)")
         }
         batch.reservedBytes += size
-        bufferedBytes += size
         if batch.builder.uncompressedSizeInBytes >= batchSize {
             queue.ready.append(batch)
             queue.open = nil
             closed = true
         }
-        queues[tp] = queue
         return .appended(index: index, batch: batch, newBatch: newBatch, closedBatch: closed)
     }
 
