@@ -129,6 +129,10 @@ class Round:
             self.problems.append(f"producer fatal error: {p.fatal}")
         if p.double_acks:
             self.problems.append(f"{len(p.double_acks)} records acknowledged twice: {p.double_acks[:3]}")
+        if p.acked_without_offset:
+            self.figures["acked_without_offset"] = len(p.acked_without_offset)
+            log(f"warning: {len(p.acked_without_offset)} records were acknowledged without an offset "
+                f"(ProduceResponse base offset -1), first (partition, number): {p.acked_without_offset[:5]}")
         want_end = {i: max(p.acked[i].values()) + 1 for i in range(self.partitions) if p.acked[i]}
         records = read_partitions(self.c.bootstrap, self.topic, self.partitions, want_end, timeout=60)
         lost = dups = unacked = 0
@@ -409,7 +413,7 @@ def print_round(f: dict) -> None:
     keys = ["failover_s", "acked", "lost", "duplicates", "sent", "failed", "undelivered", "victim", "victim_led",
             "new_leader_seen_s", "rejoin_isr_s", "create_topic_after_kill_s", "new_controller",
             "converged_live_s", "converged_all_s", "stale_leader_stepped_down_s", "probe", "false_acks",
-            "resume_after_one_back_s", "replicas_identical", "record_errors"]
+            "resume_after_one_back_s", "replicas_identical", "acked_without_offset", "record_errors"]
     shown = ", ".join(f"{k}={f[k]}" for k in keys if k in f)
     print(f"RESULT {f['scenario']} round {f['round']}: {status}  {shown}", flush=True)
     for p in f.get("problems", []):
