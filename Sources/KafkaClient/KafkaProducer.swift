@@ -342,6 +342,10 @@ public final class KafkaProducer: Sendable {
         do {
             drained = try state.withLock { s throws(KafkaClientError) in
                 s.accumulator.closeExpired(now: now)
+                expired = s.accumulator.expire(now: now, deliveryNanos: UInt64(configuration.deliveryTimeoutMs) * 1_000_000)
+                if !expired.isEmpty && s.firstError == nil {
+                    s.firstError = .requestTimedOut(api: "Produce (delivery.timeout.ms)", timeoutMs: configuration.deliveryTimeoutMs)
+                }
                 let pid = s.producerId, epoch = s.producerEpoch
                 let leaders = s.leaders
                 let inFlight = s.inFlightPerNode
@@ -365,7 +369,10 @@ public final class KafkaProducer: Sendable {
             logger.error("producer: \(error)")
             return
         }
-        _ = expired
+        for b in expired {
+            b.fail(.requestTimedOut(api: "Produce (delivery.timeout.ms)", timeoutMs: configuration.deliveryTimeoutMs))
+        }
+        if !expired.isEmpty { releaseWaiters() }
         if let rearm { armLingerTimer(nanos: max(rearm, 100_000)) }
         if missingLeader {
             // Retry after a metadata refresh.
@@ -377,7 +384,6 @@ public final class KafkaProducer: Sendable {
         for (node, batches) in drained {
             Task { [self] in await self.sendProduce(node: node, batches: batches) }
         }
-        expired.removeAll()
     }
 
     private func sendProduce(node: Int32, batches: [ProducerBatch]) async {

@@ -146,6 +146,27 @@ struct RecordAccumulator {
         }
     }
 
+    /// Removes batches that waited longer than `delivery.timeout.ms` without ever being sent
+    /// (no leader, say). Batches already sent are not expired here: with idempotence their
+    /// sequence numbers are spoken for.
+    mutating func expire(now: UInt64, deliveryNanos: UInt64) -> [ProducerBatch] {
+        var out: [ProducerBatch] = []
+        for (tp, var queue) in queues {
+            let before = queue.ready.count
+            queue.ready.removeAll { b in
+                let old = b.built == nil && b.attempts == 0 && now > b.createdAt + deliveryNanos
+                if old { out.append(b) }
+                return old
+            }
+            if queue.ready.count != before { queues[tp] = queue }
+        }
+        for b in out {
+            bufferedBytes -= b.reservedBytes
+            pendingBatches -= 1
+        }
+        return out
+    }
+
     /// When the next open batch's linger time ends, if any.
     func nextLingerDeadline() -> UInt64? {
         var best: UInt64?

@@ -67,6 +67,16 @@ import Testing
         #expect(r2[1]?[0].built?.baseSequence == 2)
     }
 
+    @Test func unsentBatchesExpireAfterDeliveryTimeout() throws {
+        var acc = RecordAccumulator(batchSize: 1000, lingerMs: 0)
+        _ = try acc.append(tp, key: nil, value: value, headers: [], timestamp: 1, size: 121, now: 0)
+        acc.closeExpired(now: 1)
+        #expect(acc.expire(now: 1_000, deliveryNanos: 5_000).isEmpty)
+        #expect(acc.expire(now: 10_000, deliveryNanos: 5_000).count == 1)
+        #expect(acc.isEmpty)
+        #expect(acc.bufferedBytes == 0)
+    }
+
     @Test func noLeaderNoDrain() throws {
         var acc = RecordAccumulator(batchSize: 1000, lingerMs: 0)
         _ = try acc.append(tp, key: nil, value: value, headers: [], timestamp: 1, size: 121, now: 0)
