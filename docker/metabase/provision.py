@@ -148,12 +148,18 @@ def cards_spec(database):
             "key": "passes",
             "name": "Collatz: numbers passing through x",
             "description": "Start numbers, other than x itself, whose chains reach the value x "
-                           "(exact match on value_text; first 1000).",
+                           "(exact match on value_text, found through the value-ordered "
+                           "passes_through table; first 1000).",
             "display": "table",
+            # The range on `value` lets the primary key (value, value_text, number) find the
+            # rows; it is wide enough for any parser's rounding of x, value_text decides.
             "query": (
                 f"SELECT DISTINCT number\n"
-                f"FROM {db}.data_series\n"
-                f"WHERE value_text = {{{{x}}}} AND toString(number) != {{{{x}}}}\n"
+                f"FROM {db}.passes_through\n"
+                f"WHERE value >= toFloat64({{{{x}}}}) * (1 - 1e-12)\n"
+                f"  AND value <= toFloat64({{{{x}}}}) * (1 + 1e-12)\n"
+                f"  AND value_text = {{{{x}}}}\n"
+                f"  AND toString(number) != {{{{x}}}}\n"
                 f"ORDER BY number\n"
                 f"LIMIT 1000"
             ),

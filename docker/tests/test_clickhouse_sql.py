@@ -171,7 +171,7 @@ def test_schema_has_the_contract_columns(clickhouse, loaded):
     assert cols == [["number", "UInt64"], ["step", "UInt32"], ["value", "Float64"],
                     ["value_text", "String"], ["timestamp", "DateTime"]]
     tables = {r[0] for r in clickhouse.rows("SELECT name FROM system.tables WHERE database = 'collatz'")}
-    assert {"data_series", "chains", "chains_mv"} <= tables
+    assert {"data_series", "chains", "chains_mv", "passes_through", "passes_through_mv"} <= tables
 
 
 def test_longest_chain_card(clickhouse, loaded):
@@ -198,6 +198,11 @@ def test_passes_through_x_card(clickhouse, loaded):
         assert [int(r[0]) for r in rows] == expected, x
     big = max(loaded[BIG_START])
     assert [int(r[0]) for r in clickhouse.rows(metabase_sql(card, x=big))] == [BIG_START]
+    # Every value above 2^53 in that chain is found exactly, despite Float64 rounding.
+    for v in loaded[BIG_START]:
+        if v > 2**53:
+            rows = clickhouse.rows(metabase_sql(card, x=v))
+            assert [int(r[0]) for r in rows] == sorted(n for n, c in loaded.items() if v in c and n != v), v
 
 
 def test_steps_of_n_card(clickhouse, loaded):
@@ -226,3 +231,28 @@ def test_answers_unchanged_after_merges(clickhouse, loaded):
     assert after == before
     n_rows = int(clickhouse.rows("SELECT count() FROM collatz.data_series")[0][0])
     assert n_rows == sum(len(c) for c in loaded.values())  # ReplacingMergeTree folded the replays
+
+
+def test_schema_sql_matches_the_sinks_ddl():
+    """docker/clickhouse/schema.sql is the contract; the sink's DDL (ClickHouseSchema.swift)
+    must create the same tables and columns (compared by table and column names and types)."""
+    swift = DOCKER.parent / "Sources" / "Collatz" / "ClickHouseSchema.swift"
+    if not swift.exists():
+        pytest.skip("Sources/Collatz/ClickHouseSchema.swift does not exist yet")
+
+    def shape(text):
+        tables = {}
+        for name, body in re.findall(r"CREATE TABLE IF NOT EXISTS \S*?(\w+)\s*\((.*?)\)\s*ENGINE", text, re.S):
+            cols = re.findall(r"^\s*(\w+)\s+([A-Za-z]\w*(?:\([^\n]*\))?),?\s*$", body, re.M)
+            tables[name] = [(c, t.rstrip(",")) for c, t in cols]
+        views = set(re.findall(r"CREATE MATERIALIZED VIEW IF NOT EXISTS \S*?(\w+) TO", text))
+        return tables, views
+
+    text = swift.read_text()
+    # Fill in the Swift string interpolations: \(database) and the `var x: String { "\(database).t" }`.
+    names = {"database": "collatz"}
+    for var, table in re.findall(r'var (\w+): String \{ "\\\(database\)\.(\w+)" \}', text):
+        names[var] = f"collatz.{table}"
+    text = re.sub(r"\\\((\w+)\)", lambda m: names.get(m.group(1), m.group(0)), text)
+    ours, theirs = shape((DOCKER / "clickhouse" / "schema.sql").read_text()), shape(text)
+    assert ours[0] and ours == theirs
