@@ -10,8 +10,11 @@ public struct AnswersAPIConfiguration: Sendable {
     /// `/part/{x}?limit=` default and ceiling.
     public var defaultPageSize: Int
     public var maxPageSize: Int
+    /// `page` × `limit` may not skip more results than this (deep pages: use `after=`).
+    public var maxOffset: Int = 1_000_000
+    var maxPages: Int { maxOffset + 1 }
 
-    public init(host: String = "0.0.0.0", port: Int = 8000, defaultPageSize: Int = 100, maxPageSize: Int = 10_000) {
+    public init(host: String = "127.0.0.1", port: Int = 8000, defaultPageSize: Int = 100, maxPageSize: Int = 10_000) {
         self.host = host
         self.port = port
         self.defaultPageSize = defaultPageSize
@@ -25,7 +28,7 @@ public struct AnswersAPIConfiguration: Sendable {
 /// |---|---|
 /// | `GET /longest_step_chain` | `{"number": 837799, "steps": 524}` |
 /// | `GET /highest_value` | `{"number": n, "value": v, "value_decimal": "v"}` (`value` is a string above 2^53) |
-/// | `GET /part/{x}?limit=&after=` | start numbers ≠ x whose chains pass through x, ascending, keyset-paginated |
+/// | `GET /part/{x}?page=&limit=&after=` | start numbers ≠ x whose chains pass through x, ascending, paginated |
 /// | `GET /plot/{n}?format=svg&scale=linear` | every step of n's chain as an SVG line chart |
 /// | `GET /openapi.json`, `/docs` | OpenAPI 3.0 document, Swagger UI (assets from a CDN) |
 /// | `GET /healthz` (`/health`) | 200 when the store answers, 503 otherwise |
@@ -45,7 +48,8 @@ public enum AnswersApplication {
         router.get("/highest_value") { _, _ in try await handlers.highestValue() }
         router.get("/part/:x") { request, context in
             let query = request.uri.queryParameters
-            return try await handlers.part(x: context.parameters.get("x"), limit: query["limit"], after: query["after"])
+            return try await handlers.part(
+                x: context.parameters.get("x"), limit: query["limit"], page: query["page"], after: query["after"])
         }
         router.get("/plot/:n") { request, context in
             let query = request.uri.queryParameters
@@ -164,23 +168,37 @@ struct AnswersHandlers<Store: AnswersStore>: Sendable {
             """)
     }
 
-    func part(x rawX: String?, limit rawLimit: Substring?, after rawAfter: Substring?) async throws -> Response {
+    /// Pages: `page` (1-based, `limit` per page) as the old app had, or the cheaper keyset
+    /// form `after=<last number seen>` (both may be combined).
+    func part(x rawX: String?, limit rawLimit: Substring?, page rawPage: Substring?, after rawAfter: Substring?) async throws -> Response {
         let x = try ParameterParser.unsigned(rawX, name: "x", range: 1...ClickHouseSchema.maxQueryValue)
         var limit = configuration.defaultPageSize
         if let raw = rawLimit {
             limit = Int(try ParameterParser.unsigned(String(raw), name: "limit", range: 1...UInt128(configuration.maxPageSize)))
         }
+        var page = 1
+        if let raw = rawPage {
+            page = Int(try ParameterParser.unsigned(String(raw), name: "page", range: 1...UInt128(configuration.maxPages)))
+        }
         var after: UInt64?
         if let raw = rawAfter {
             after = UInt64(try ParameterParser.unsigned(String(raw), name: "after", range: 0...UInt128(UInt64.max)))
         }
+        let offset = (page - 1) * limit
+        guard offset <= configuration.maxOffset else {
+            throw APIError.badRequest("page \(page) × limit \(limit) reaches past \(configuration.maxOffset) results: use after=")
+        }
         // One more than asked tells whether there is a next page.
-        let numbers = try await storeCall { try await store.numbersPassingThrough(x, after: after, limit: limit + 1) }
-        let page = numbers.prefix(limit)
-        let next = numbers.count > limit ? page.last.map { "\($0)" } ?? "null" : "null"
-        var body = "{\"x\": \(JSONText.safeInteger(x)), \"x_decimal\": \"\(x)\", \"count\": \(page.count), \"numbers\": ["
-        body += page.map { String($0) }.joined(separator: ", ")
-        body += "], \"next_after\": \(next)}"
+        let numbers = try await storeCall {
+            try await store.numbersPassingThrough(x, after: after, offset: offset, limit: limit + 1)
+        }
+        let rows = numbers.prefix(limit)
+        let more = numbers.count > limit
+        let nextAfter = more ? rows.last.map { "\($0)" } ?? "null" : "null"
+        var body = "{\"x\": \(JSONText.safeInteger(x)), \"x_decimal\": \"\(x)\", \"page\": \(page), \"limit\": \(limit), "
+        body += "\"count\": \(rows.count), \"numbers\": ["
+        body += rows.map { String($0) }.joined(separator: ", ")
+        body += "], \"next_page\": \(more ? String(page + 1) : "null"), \"next_after\": \(nextAfter)}"
         return json(body)
     }
 

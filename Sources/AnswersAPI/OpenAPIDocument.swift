@@ -39,6 +39,7 @@ enum OpenAPIDocument {
             "operationId": "passesThrough",
             "parameters": [
               {"name": "x", "in": "path", "required": true, "description": "A value, 1 to 2^128-1, in decimal digits", "schema": {"type": "string", "pattern": "^[0-9]{1,39}$"}},
+              {"name": "page", "in": "query", "required": false, "description": "Page number, from 1 (page × limit at most 1,000,000 results deep; use after= beyond)", "schema": {"type": "integer", "minimum": 1, "default": 1}},
               {"name": "limit", "in": "query", "required": false, "description": "Page size (default 100)", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
               {"name": "after", "in": "query", "required": false, "description": "Return start numbers greater than this (the previous page's next_after)", "schema": {"type": "integer", "minimum": 0}}
             ],
@@ -89,7 +90,7 @@ enum OpenAPIDocument {
           "BigInteger": {"description": "A JSON integer up to 2^53, an exact decimal string above", "oneOf": [{"type": "integer"}, {"type": "string", "pattern": "^[0-9]+$"}]},
           "LongestChain": {"type": "object", "required": ["number", "steps"], "properties": {"number": {"type": "integer"}, "steps": {"type": "integer"}}},
           "HighestValue": {"type": "object", "required": ["number", "value", "value_decimal"], "properties": {"number": {"type": "integer"}, "value": {"$ref": "#/components/schemas/BigInteger"}, "value_decimal": {"type": "string"}}},
-          "PassesThrough": {"type": "object", "required": ["x", "x_decimal", "count", "numbers", "next_after"], "properties": {"x": {"$ref": "#/components/schemas/BigInteger"}, "x_decimal": {"type": "string"}, "count": {"type": "integer"}, "numbers": {"type": "array", "items": {"type": "integer"}}, "next_after": {"type": "integer", "nullable": true, "description": "Pass as after= for the next page; null on the last page"}}},
+          "PassesThrough": {"type": "object", "required": ["x", "x_decimal", "page", "limit", "count", "numbers", "next_page", "next_after"], "properties": {"x": {"$ref": "#/components/schemas/BigInteger"}, "x_decimal": {"type": "string"}, "page": {"type": "integer"}, "limit": {"type": "integer"}, "count": {"type": "integer"}, "numbers": {"type": "array", "items": {"type": "integer"}}, "next_page": {"type": "integer", "nullable": true, "description": "The next page number; null on the last page"}, "next_after": {"type": "integer", "nullable": true, "description": "Or pass this as after= for the next page; null on the last page"}}},
           "Error": {"type": "object", "required": ["error", "status"], "properties": {"error": {"type": "string"}, "status": {"type": "integer"}}}
         },
         "responses": {

@@ -6,8 +6,8 @@ public protocol AnswersStore: Sendable {
     /// The start number whose chain reaches the highest value (ties: the smallest number).
     func highestValue() async throws -> HighestValue?
     /// Start numbers other than `x` whose chains pass through `x`, ascending, greater than
-    /// `after` when given, at most `limit`.
-    func numbersPassingThrough(_ x: UInt128, after: UInt64?, limit: Int) async throws -> [UInt64]
+    /// `after` when given, skipping `offset` of them, at most `limit`.
+    func numbersPassingThrough(_ x: UInt128, after: UInt64?, offset: Int, limit: Int) async throws -> [UInt64]
     /// Every stored step of `number`'s chain, ascending by step (empty: unknown number).
     func chain(of number: UInt64) async throws -> [ChainStep]
     /// Throws when the store cannot answer.
@@ -63,10 +63,10 @@ public struct InMemoryAnswersStore: AnswersStore {
             .min { a, b in a.value != b.value ? a.value > b.value : a.number < b.number }
     }
 
-    public func numbersPassingThrough(_ x: UInt128, after: UInt64?, limit: Int) async throws -> [UInt64] {
+    public func numbersPassingThrough(_ x: UInt128, after: UInt64?, offset: Int = 0, limit: Int) async throws -> [UInt64] {
         try check()
         return chains.filter { UInt128($0.key) != x && $0.value.contains(x) && $0.key > (after ?? 0) }
-            .map(\.key).sorted().prefix(limit).map { $0 }
+            .map(\.key).sorted().dropFirst(offset).prefix(limit).map { $0 }
     }
 
     public func chain(of number: UInt64) async throws -> [ChainStep] {

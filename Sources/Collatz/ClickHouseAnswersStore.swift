@@ -38,8 +38,8 @@ public struct ClickHouseAnswersStore: AnswersStore {
 
     /// An index range on the Float64 column (one ulp either side, whatever ClickHouse's float
     /// parser rounds to), then the exact text.
-    public func numbersPassingThrough(_ x: UInt128, after: UInt64?, limit: Int) async throws -> [UInt64] {
-        guard x >= 1, limit > 0 else { return [] }
+    public func numbersPassingThrough(_ x: UInt128, after: UInt64?, offset: Int = 0, limit: Int) async throws -> [UInt64] {
+        guard x >= 1, limit > 0, offset >= 0 else { return [] }
         let approx = Double(x)
         var conditions = [
             "value >= \(approx.nextDown)", "value <= \(approx.nextUp)", "value_text = '\(x)'",
@@ -48,7 +48,7 @@ public struct ClickHouseAnswersStore: AnswersStore {
         if let after { conditions.append("number > \(after)") }
         let rows = try await select("""
             SELECT DISTINCT number FROM \(schema.passesTable)
-            WHERE \(conditions.joined(separator: " AND ")) ORDER BY number LIMIT \(limit)
+            WHERE \(conditions.joined(separator: " AND ")) ORDER BY number LIMIT \(offset), \(limit)
             """)
         return try rows.map { row in
             guard row.count == 1, let n = UInt64(row[0]) else { throw malformed(row) }

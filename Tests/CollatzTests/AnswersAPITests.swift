@@ -66,7 +66,7 @@ struct AnswersAPITests {
     @Test("pagination: x itself is excluded, next_after walks the pages")
     func pagination() async throws {
         let store = try InMemoryAnswersStore(startNumbers: 1...200)
-        let expected = try await store.numbersPassingThrough(16, after: nil, limit: 1000)
+        let expected = try await store.numbersPassingThrough(16, after: nil, offset: 0, limit: 1000)
         #expect(expected.count > 10)
         #expect(!expected.contains(16))
         try await Self.app(store).test(.router) { client in
@@ -84,6 +84,19 @@ struct AnswersAPITests {
                 pages += 1
             } while after != nil && pages < 100
             #expect(seen == expected.map { Int($0) })
+            // The same walk with page=.
+            var byPage = [Int]()
+            var page: Int? = 1
+            while let p = page, p < 100 {
+                let body = try await client.execute(uri: "/part/16?limit=4&page=\(p)", method: .get) { r throws in
+                    #expect(r.status == .ok)
+                    return try Self.json(r)
+                }
+                #expect(body["page"] as? Int == p)
+                byPage += body["numbers"] as? [Int] ?? []
+                page = body["next_page"] as? Int
+            }
+            #expect(byPage == expected.map { Int($0) })
             // The default page size (3 here).
             try await client.execute(uri: "/part/16", method: .get) { r throws in
                 #expect(try Self.json(r)["count"] as? Int == 3)
@@ -106,6 +119,10 @@ struct AnswersAPITests {
         ("/part/16?limit=51", "too large"),
         ("/part/16?limit=", "empty"),
         ("/part/16?after=-1", "negative"),
+        ("/part/16?page=0", "at least 1"),
+        ("/part/16?page=abc", "decimal integer"),
+        ("/part/16?page=99999999999999999999", "too large"),
+        ("/part/16?page=500000&limit=50", "use after="),
         ("/part/16?after=18446744073709551616", "too large"),
         ("/plot/0", "at least 1"),
         ("/plot/18446744073709551616", "too large"),

@@ -66,14 +66,16 @@ struct ClickHouseIntegrationTests {
 
         let big = try #require(UInt128(decimalDigits: "20722398914405051728"))
         for x: UInt128 in [1, 16, 9232, 27, 3000, 4_372, big, big / 2, 7_777_777_777_777] {
-            let got = try await store.numbersPassingThrough(x, after: nil, limit: 100_000)
-            let want = try await expected.numbersPassingThrough(x, after: nil, limit: 100_000)
+            let got = try await store.numbersPassingThrough(x, after: nil, offset: 0, limit: 100_000)
+            let want = try await expected.numbersPassingThrough(x, after: nil, offset: 0, limit: 100_000)
             #expect(got == want, "x = \(x)")
-            let page = try await store.numbersPassingThrough(x, after: want.first, limit: 5)
+            let page = try await store.numbersPassingThrough(x, after: want.first, offset: 0, limit: 5)
             #expect(page == Array(want.dropFirst().prefix(5)), "x = \(x) paged")
+            let offsetPage = try await store.numbersPassingThrough(x, after: nil, offset: 3, limit: 4)
+            #expect(offsetPage == Array(want.dropFirst(3).prefix(4)), "x = \(x) offset")
         }
-        #expect(try await store.numbersPassingThrough(.max, after: nil, limit: 10) == [])
-        #expect(try await store.numbersPassingThrough(big + 1, after: nil, limit: 10) == [])
+        #expect(try await store.numbersPassingThrough(.max, after: nil, offset: 0, limit: 10) == [])
+        #expect(try await store.numbersPassingThrough(big + 1, after: nil, offset: 0, limit: 10) == [])
 
         for n: UInt64 in [1, 27, 837_799, 12_327_829_503, 99_999_999_999_999] {
             #expect(try await store.chain(of: n) == (try await expected.chain(of: n)), "chain of \(n)")
