@@ -33,6 +33,7 @@ import re
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -419,11 +420,23 @@ def dashboard_layout(cfg, card_ids):
     return parameters, dashcards
 
 
+def find_dashboards(mb):
+    """GET /api/dashboard lists them; where a Metabase version no longer has that list, the
+    search endpoint does (GET /api/search?models=dashboard)."""
+    try:
+        return as_list(mb.get("/api/dashboard"))
+    except MetabaseError as e:
+        if "HTTP 404" not in str(e) and "HTTP 405" not in str(e):
+            raise
+    query = urllib.parse.urlencode({"models": "dashboard", "q": DASHBOARD_NAME})
+    return [d for d in as_list(mb.get(f"/api/search?{query}")) if d.get("model", "dashboard") == "dashboard"]
+
+
 def ensure_dashboard(mb, cfg, card_ids, report):
     description = ("The Collatz pipeline on Petrel: longest chains, highest values, numbers "
                    "passing through x, the chain of n, and ingest throughput. "
                    "Provisioned by docker/metabase/provision.py.")
-    existing = [d for d in as_list(mb.get("/api/dashboard"))
+    existing = [d for d in find_dashboards(mb)
                 if d.get("name") == DASHBOARD_NAME and not d.get("archived")]
     created = False
     if existing:

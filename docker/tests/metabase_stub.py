@@ -16,11 +16,12 @@ import copy
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 
 class MetabaseStub:
-    def __init__(self, ready_after=0, admin_email=None, admin_password=None):
+    def __init__(self, ready_after=0, admin_email=None, admin_password=None, dashboard_list=True):
+        self.dashboard_list = dashboard_list  # False: no GET /api/dashboard, only /api/search
         self.calls = []  # (method, path, body)
         self.clickhouse_queries = []  # (Authorization header, SQL): the provisioner's own ClickHouse calls
         self.lock = threading.Lock()
@@ -63,7 +64,7 @@ class MetabaseStub:
 
     # ------------------------------------------------------------------ routing
 
-    def handle(self, method, path, headers, body):
+    def handle(self, method, path, headers, body, query=""):
         if path == "/" and method == "POST":  # ClickHouse's HTTP interface, on the same port
             self.clickhouse_queries.append((headers.get("Authorization"), body))
             return 200, ""
@@ -100,6 +101,15 @@ class MetabaseStub:
             return self._collection(method, parts, self.databases, self._database_view, body)
         if parts[:2] == ["api", "card"]:
             return self._collection(method, parts, self.cards, self._card_view, body)
+        if parts[:2] == ["api", "search"] and method == "GET":
+            q = parse_qs(query)
+            if q.get("models") != ["dashboard"]:
+                return 400, {"message": "stub: only models=dashboard"}
+            hits = [{"id": d["id"], "name": d["name"], "model": "dashboard", "archived": d["archived"]}
+                    for d in self.dashboards.values() if q.get("q", [""])[0].lower() in d["name"].lower()]
+            return 200, {"data": hits, "total": len(hits)}
+        if parts[:2] == ["api", "dashboard"] and len(parts) == 2 and method == "GET" and not self.dashboard_list:
+            return 404, "API endpoint does not exist."
         if parts[:2] == ["api", "dashboard"]:
             return self._dashboard(method, parts, body)
         return 404, "Not found."
@@ -193,14 +203,15 @@ class MetabaseStub:
             def _serve(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                if self.path == "/" and raw:
+                if urlsplit(self.path).path == "/" and raw:
                     body = raw.decode()  # SQL for the ClickHouse stand-in
                 else:
                     body = json.loads(raw) if raw else None
-                path = urlsplit(self.path).path
+                split = urlsplit(self.path)
+                path = split.path
                 with stub.lock:
                     stub.calls.append((self.command, path, body))
-                    status, answer = stub.handle(self.command, path, self.headers, body)
+                    status, answer = stub.handle(self.command, path, self.headers, body, split.query)
                 data = (json.dumps(answer) if not isinstance(answer, str) else answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json" if not isinstance(answer, str) else "text/plain")

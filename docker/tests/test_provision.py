@@ -209,3 +209,18 @@ def test_gives_up_when_metabase_never_becomes_healthy(secrets):
         assert stub.writes() == []
     finally:
         stub.stop()
+
+
+def test_finds_the_dashboard_through_search_where_there_is_no_dashboard_list(secrets):
+    stub = MetabaseStub(dashboard_list=False).start()
+    try:
+        assert run(stub, secrets).returncode == 0
+        calls_before = len(stub.calls)
+        second = run(stub, secrets)
+        assert second.returncode == 0, second.stdout + second.stderr
+        writes = [(m, p) for m, p, _ in stub.calls[calls_before:] if m in ("POST", "PUT") and p != "/"]
+        assert writes == [("POST", "/api/session")]
+        assert len(stub.dashboards) == 1
+        assert any(p == "/api/search" for _, p, _ in stub.calls[calls_before:])
+    finally:
+        stub.stop()
