@@ -128,3 +128,39 @@ extension RequestRouter {
         return response
     }
 }
+
+extension RequestRouter {
+    /// OffsetForLeaderEpoch (KIP-101/320): where a leader epoch ends in the leader's log, so that
+    /// a consumer (or an older follower) can tell whether its position survived a leader change.
+    func handleOffsetForLeaderEpoch(_ request: OffsetForLeaderEpochRequest, _ context: RequestContext) -> OffsetForLeaderEpochResponse {
+        var response = OffsetForLeaderEpochResponse()
+        let image = broker.metadata.current()
+        for topic in request.topics {
+            var t = OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult(topic: topic.topic)
+            for p in topic.partitions {
+                var r = OffsetForLeaderEpochResponse.EpochEndOffset(partition: p.partition)
+                let tp = TopicPartition(topic: topic.topic, partition: p.partition)
+                guard let partition = broker.replicas.partition(tp) else {
+                    r.errorCode = (image.topics[topic.topic] == nil ? KafkaErrorCode.unknownTopicOrPartition : .notLeaderOrFollower).code
+                    t.partitions.append(r)
+                    continue
+                }
+                let epoch = partition.leaderEpoch
+                if !partition.isLeader {
+                    r.errorCode = KafkaErrorCode.notLeaderOrFollower.code
+                } else if p.currentLeaderEpoch >= 0 && p.currentLeaderEpoch < epoch {
+                    r.errorCode = KafkaErrorCode.fencedLeaderEpoch.code
+                } else if p.currentLeaderEpoch > epoch {
+                    r.errorCode = KafkaErrorCode.unknownLeaderEpoch.code
+                } else {
+                    let (found, end) = partition.log.endOffset(forEpoch: p.leaderEpoch)
+                    r.leaderEpoch = found
+                    r.endOffset = end
+                }
+                t.partitions.append(r)
+            }
+            response.topics.append(t)
+        }
+        return response
+    }
+}

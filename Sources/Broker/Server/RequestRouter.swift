@@ -23,7 +23,7 @@ final class RequestRouter: Sendable {
             .offsetFetch, .listGroups, .describeGroups, .deleteGroups, .offsetDelete,
             // The cluster's own RPCs (controller listener) and the quorum's description.
             .vote, .beginQuorumEpoch, .endQuorumEpoch, .brokerRegistration, .brokerHeartbeat, .alterPartition,
-            .describeQuorum, .electLeaders, .allocateProducerIds,
+            .describeQuorum, .electLeaders, .allocateProducerIds, .offsetForLeaderEpoch,
         ]
         // Record batches v2 (magic 2) need Produce v3+ and Fetch v4+; Kafka 4 dropped the older
         // versions too, and with them the legacy message-set formats.
@@ -149,6 +149,7 @@ final class RequestRouter: Sendable {
         case .brokerRegistration(let r): return handleBrokerRegistration(r, context)
         case .brokerHeartbeat(let r): return handleBrokerHeartbeat(r, context)
         case .alterPartition(let r): return handleAlterPartition(r, context)
+        case .offsetForLeaderEpoch(let r): return .response(.offsetForLeaderEpoch(handleOffsetForLeaderEpoch(r, context)))
         case .allocateProducerIds: return .response(.allocateProducerIds(handleAllocateProducerIds(context)))
         case .describeQuorum(let r): return .response(.describeQuorum(handleDescribeQuorum(r, context)))
         case .electLeaders(let r): return .response(.electLeaders(handleElectLeaders(r, context)))
