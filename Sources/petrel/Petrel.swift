@@ -7,7 +7,8 @@ struct Petrel: AsyncParsableCommand {
         commandName: "petrel",
         abstract: "Petrel: a Kafka-compatible, three-node replicated log broker.",
         version: PetrelVersion.string,
-        subcommands: [Demo.self, BrokerCommand.self, ClusterCommand.self, Protocol.self],
+        subcommands: [Demo.self, BrokerCommand.self, ClusterCommand.self, Protocol.self,
+                      CollatzProducerCommand.self, ClickHouseSinkCommand.self, AnswersAPICommand.self],
         defaultSubcommand: Demo.self
     )
 }
