@@ -140,8 +140,10 @@ class Node:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive:
+                self.expected_down = True
+                tail = self.tail(6).rstrip().replace("\n", "\n    | ")
                 raise ClusterError(f"{self} exited with status {self.proc.returncode if self.proc else None} "
-                                   f"before listening on {self.client_port}")
+                                   f"before listening on {self.client_port}; its log ends:\n    | {tail}")
             if accepts(self.client_port):
                 return
             time.sleep(0.05)
@@ -297,8 +299,13 @@ class Cluster:
         bootstrap = bootstrap or self.live_bootstrap()
         if bootstrap not in self._admins:
             self._admins[bootstrap] = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000,
-                                                   "client.id": "petrel-cluster-harness", "log_level": 3})
+                                                   "client.id": "petrel-cluster-harness", "log_level": 2})
         return self._admins[bootstrap]
+
+    def forget_admin(self) -> None:
+        """Drop the cached AdminClients: librdkafka keeps a dead controller id in its metadata for
+        minutes, so after a failure the next attempt starts from fresh metadata."""
+        self._admins.clear()
 
     def describe(self, topic: str) -> str:
         """{partition: (leader, replicas, isr)} as librdkafka sees it, for messages."""
@@ -327,6 +334,7 @@ class Cluster:
                     return p.leader
             except Exception as e:  # noqa: BLE001 - retried until the deadline
                 last = e
+                self.forget_admin()
             time.sleep(0.1)
         raise ClusterError(f"{topic}-{partition}: no leader outside {sorted(exclude or [])} after "
                            f"{timeout:.0f}s (last (leader, isr): {last})")
@@ -368,6 +376,7 @@ class Cluster:
                     return c.id
             except Exception as e:  # noqa: BLE001
                 last = e
+                self.forget_admin()
             time.sleep(0.2)
         raise ClusterError(f"no active controller outside {sorted(exclude or [])} after {timeout:.0f}s (last: {last})")
 
@@ -389,6 +398,7 @@ class Cluster:
                 last = e
                 if "TOPIC_ALREADY_EXISTS" in str(e):
                     break
+                self.forget_admin()
                 time.sleep(0.2)
         else:
             raise ClusterError(f"CreateTopics {topic} did not succeed within {timeout:.0f}s (last: {last})")
@@ -406,6 +416,7 @@ class Cluster:
                     return
             except Exception as e:  # noqa: BLE001
                 last = e
+                self.forget_admin()
             time.sleep(0.1)
         raise ClusterError(f"{topic}: not every partition has a leader after {timeout:.0f}s (last: {last})")
 
@@ -423,6 +434,7 @@ class Cluster:
                     return time.monotonic() - start
             except Exception as e:  # noqa: BLE001
                 last = e
+                self.forget_admin()
             time.sleep(0.2)
         raise ClusterError(f"{topic}: ISR does not contain {sorted(want)} after {timeout:.0f}s "
                            f"(last {{partition: (leader, isr)}}: {last})")
@@ -538,8 +550,9 @@ class QuorumView:
     voters: dict  # replica id -> log end offset
 
 
-def quorum_from(port: int, timeout: float = 5) -> QuorumView:
-    """DescribeQuorum v0 (flexible) for __cluster_metadata-0, asked of the node at 127.0.0.1:port."""
+def quorum_from(port: int, timeout: float = 5, version: int = 2) -> QuorumView:
+    """DescribeQuorum (flexible; v2 as kafka-metadata-quorum.sh sends, or v0/v1) for
+    __cluster_metadata-0, asked of the node at 127.0.0.1:port.  Non-leaders answer an error."""
     def uvarint(v):
         out = b""
         while True:
@@ -551,7 +564,7 @@ def quorum_from(port: int, timeout: float = 5) -> QuorumView:
                 return out + bytes([b])
     name = b"__cluster_metadata"
     client = b"petrel-cluster-harness"
-    header = struct.pack(">hhih", 55, 0, 2, len(client)) + client + b"\x00"
+    header = struct.pack(">hhih", 55, version, 2, len(client)) + client + b"\x00"
     body = (uvarint(2) + uvarint(len(name) + 1) + name + uvarint(2) + struct.pack(">i", 0) + b"\x00" + b"\x00"
             + b"\x00")
     data = _exchange(port, header + body, timeout)
@@ -574,6 +587,11 @@ def quorum_from(port: int, timeout: float = 5) -> QuorumView:
             if not b & 0x80:
                 return value
 
+    def skip_string():
+        nonlocal pos
+        n = uv()
+        pos += max(0, n - 1)
+
     def skip_tags():
         nonlocal pos
         for _ in range(uv()):
@@ -584,30 +602,42 @@ def quorum_from(port: int, timeout: float = 5) -> QuorumView:
         out = {}
         for _ in range(uv() - 1):
             rid = take(">i")
+            if version >= 2:
+                pos_skip(16)  # ReplicaDirectoryId
             out[rid] = take(">q")
+            if version >= 1:
+                take(">q"), take(">q")  # LastFetchTimestamp, LastCaughtUpTimestamp
             skip_tags()
         return out
 
+    def pos_skip(n):
+        nonlocal pos
+        pos += n
+
     skip_tags()  # response header v1
     err = take(">h")
+    if version >= 2:
+        skip_string()  # ErrorMessage
     if err:
-        raise ClusterError(f"DescribeQuorum on 127.0.0.1:{port}: error code {err}")
+        raise ClusterError(f"DescribeQuorum v{version} on 127.0.0.1:{port}: error code {err}")
     views = []
     for _ in range(uv() - 1):
-        pos += uv() - 1  # topic name
+        skip_string()  # topic name
         for _ in range(uv() - 1):
             take(">i")
             perr = take(">h")
+            if version >= 2:
+                skip_string()
             leader, epoch, hw = take(">i"), take(">i"), take(">q")
             voters = replicas()
             replicas()  # observers
             skip_tags()
             if perr:
-                raise ClusterError(f"DescribeQuorum on 127.0.0.1:{port}: partition error code {perr}")
+                raise ClusterError(f"DescribeQuorum v{version} on 127.0.0.1:{port}: partition error code {perr}")
             views.append(QuorumView(leader, epoch, hw, voters))
         skip_tags()
     if not views:
-        raise ClusterError(f"DescribeQuorum on 127.0.0.1:{port}: no partition in the answer")
+        raise ClusterError(f"DescribeQuorum v{version} on 127.0.0.1:{port}: no partition in the answer")
     return views[0]
 
 
