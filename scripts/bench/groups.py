@@ -135,11 +135,11 @@ def rebalance_time(bootstrap: str) -> float:
     return elapsed
 
 
-def commit_rate(bootstrap: str, seconds: float) -> float:
-    topic = create_topic(bootstrap, 4)
+def commit_rate(bootstrap: str, seconds: float, committers: int = 4) -> float:
+    topic = create_topic(bootstrap, committers)
     group = f"bench-commit-{uuid.uuid4().hex[:8]}"
-    counts = [0] * 4
-    start = threading.Barrier(4)
+    counts = [0] * committers
+    start = threading.Barrier(committers)
 
     def worker(i):
         c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
@@ -153,7 +153,7 @@ def commit_rate(bootstrap: str, seconds: float) -> float:
         counts[i] = n
         c.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(committers)]
     for t in threads:
         t.start()
     for t in threads:
@@ -166,6 +166,7 @@ def main():
     parser.add_argument("--only", choices=["petrel", "tansu"])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--committers", type=int, default=8, help="consumers committing synchronously, one thread each")
     args = parser.parse_args()
     kinds = [args.only] if args.only else ["tansu", "petrel"]
     results = {}
@@ -173,10 +174,10 @@ def main():
         proc, bootstrap = start_broker(kind)
         try:
             times = sorted(rebalance_time(bootstrap) for _ in range(args.runs))
-            rate = commit_rate(bootstrap, args.seconds)
+            rate = commit_rate(bootstrap, args.seconds, args.committers)
             results[kind] = (times[len(times) // 2], times, rate)
             print(f"groups-bench: {kind}: rebalance to 5 members {times[len(times)//2]:.3f} s (runs {', '.join(f'{t:.3f}' for t in times)}), "
-                  f"{rate:,.0f} synchronous commits/s from 4 consumers", flush=True)
+                  f"{rate:,.0f} synchronous commits/s from {args.committers} consumers", flush=True)
         finally:
             stop_broker(proc)
     if len(results) == 2:
