@@ -98,6 +98,11 @@ public struct ConsumerRecords: AsyncSequence, Sendable {
         var index = 0
 
         public mutating func next() async throws -> ConsumerRecord? {
+            try await next(isolation: nil)
+        }
+
+        /// Runs on the caller's actor: a record from the current chunk costs no executor hop.
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws(any Error) -> ConsumerRecord? {
             while true {
                 if index < chunk.count {
                     let record = chunk[index]

@@ -66,7 +66,7 @@ public final class KafkaProducer: Sendable {
 
     /// Sends a record and waits for its acknowledgement.
     @discardableResult
-    public func send(_ record: ProducerRecord) async throws(KafkaClientError) -> RecordMetadata {
+    nonisolated(nonsending) public func send(_ record: ProducerRecord) async throws(KafkaClientError) -> RecordMetadata {
         let (tp, timestamp) = try await prepare(record)
         do {
             return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RecordMetadata, any Error>) in
@@ -83,7 +83,8 @@ public final class KafkaProducer: Sendable {
 
     /// Sends a record without waiting for the acknowledgement (fire-and-forget). Suspends only
     /// while `buffer.memory` is full. A failure is reported by the next ``flush()``.
-    public func produce(_ record: ProducerRecord) async throws(KafkaClientError) {
+    /// Runs on the caller's executor (`nonisolated(nonsending)`): the fast path does not hop.
+    nonisolated(nonsending) public func produce(_ record: ProducerRecord) async throws(KafkaClientError) {
         // Fast path: metadata known and memory available: one lock, no suspension.
         let timestamp = record.timestamp ?? currentTimeMillis()
         if try appendIfReady(record, timestamp: timestamp) { return }
@@ -162,7 +163,7 @@ public final class KafkaProducer: Sendable {
     }
 
     /// Picks the partition (waiting for metadata if needed) and applies back-pressure.
-    private func prepare(_ record: ProducerRecord) async throws(KafkaClientError) -> (TopicPartition, Int64) {
+    nonisolated(nonsending) private func prepare(_ record: ProducerRecord) async throws(KafkaClientError) -> (TopicPartition, Int64) {
         let timestamp = record.timestamp ?? currentTimeMillis()
         let size = record.estimatedSize
         if size > configuration.maxRequestSize || size > configuration.bufferMemory {
