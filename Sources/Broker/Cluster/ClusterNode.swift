@@ -59,7 +59,7 @@ final class ClusterNode: Sendable {
         self.config = config
         self.group = group
         self.logger = logger
-        self.controllerPool = NIOThreadPool(numberOfThreads: 2)
+        self.controllerPool = NIOThreadPool(numberOfThreads: 4)
         controllerPool.start()
     }
 

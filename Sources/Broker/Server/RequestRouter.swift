@@ -62,6 +62,7 @@ final class RequestRouter: Sendable {
     /// Admin APIs a node that is not the active controller forwards to it.
     static let forwarded: Set<ApiKey> = [
         .createTopics, .deleteTopics, .createPartitions, .alterConfigs, .incrementalAlterConfigs, .electLeaders,
+        .describeQuorum,
     ]
 
     func handle(_ request: KafkaRequest, context: RequestContext) -> HandlerResult {
@@ -111,6 +112,7 @@ final class RequestRouter: Sendable {
         case .alterConfigs(let r): return cluster.forwardToController(r, version: version, image: image)
         case .incrementalAlterConfigs(let r): return cluster.forwardToController(r, version: version, image: image)
         case .electLeaders(let r): return cluster.forwardToController(r, version: version, image: image)
+        case .describeQuorum(let r): return cluster.forwardToController(r, version: version, image: image)
         default: return nil
         }
     }
