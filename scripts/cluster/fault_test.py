@@ -291,7 +291,7 @@ def two_down(r: Round) -> None:
     probe_result: list = []
     probe = Producer({"bootstrap.servers": c.live_bootstrap(), "acks": "all", "enable.idempotence": False,
                       "retries": 0, "message.timeout.ms": 5000, "request.timeout.ms": 4000,
-                      "client.id": "petrel-fault-probe"})
+                      "client.id": "petrel-fault-probe", "log_level": 2})
     probe.produce(probe_topic, key=b"probe", value=b"must not be acknowledged", partition=0,
                   on_delivery=lambda err, msg: probe_result.append(err.name() if err else f"ACKED at {msg.offset()}"))
     probe.flush(15)
