@@ -448,8 +448,10 @@ def main() -> int:
                          "short to fit (3600); rounds not run fail")
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--rate", type=float, default=1000, help="records/s the producer sends (1000)")
-    ap.add_argument("--message-timeout-ms", type=int, default=60000,
-                    help="the producer's message.timeout.ms (60000)")
+    ap.add_argument("--message-timeout-ms", type=int, default=300000,
+                    help="the producer's message.timeout.ms (300000, librdkafka's default: longer than a "
+                         "round, so a stalled cluster shows as a stall, not as timed-out records that an "
+                         "idempotent producer may then duplicate after its epoch bump)")
     ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                     help="extra broker setting for every node (repeatable)")
     ap.add_argument("--base-port", type=int, help="client port of node 1 (default: free ports)")
