@@ -218,3 +218,29 @@ struct ClusterTests {
 extension PetrelBroker {
     var runtimeForTests: BrokerRuntime { runtimeAccess }
 }
+
+@Suite("Several client listeners")
+struct ListenerTests {
+    @Test("each client listener is served, and Metadata answers with the addresses of the listener the client used")
+    func twoListeners() async throws {
+        let b = try await TestBroker.start([
+            "listeners": "INTERNAL://127.0.0.1:0,EXTERNAL://127.0.0.1:0",
+            "advertised.listeners": "INTERNAL://petrel1.internal:0,EXTERNAL://127.0.0.1:0",
+            "listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "INTERNAL",
+        ])
+        defer { Task { await b.stop() } }
+        let ports = b.broker.listenerPorts
+        #expect(Set(ports.keys) == ["INTERNAL", "EXTERNAL"])
+        for (name, port) in ports {
+            let c = try await RawKafkaConnection(port: port)
+            guard case .metadata(let m) = try await c.roundTrip(MetadataRequest(topics: []), version: 12) else {
+                throw TestError("no metadata on \(name)")
+            }
+            await c.close()
+            #expect(m.brokers.count == 1)
+            #expect(m.brokers.first?.host == (name == "INTERNAL" ? "petrel1.internal" : "127.0.0.1"), "listener \(name)")
+            #expect(m.brokers.first?.port == Int32(port), "listener \(name)")
+        }
+    }
+}

@@ -44,8 +44,7 @@ final class ClusterNode: Sendable {
         var wasActiveController = false
         var lastRebalanceMs: Int64 = 0
         var timer: RepeatedTask?
-        var advertisedHost = "127.0.0.1"
-        var advertisedPort = 9092
+        var endpoints: [ListenerEndpoint] = []
         var stopped = false
         var inFlight = false
     }
@@ -67,14 +66,13 @@ final class ClusterNode: Sendable {
     var activeControllerId: Int32? { driver.status().leaderId }
 
     /// Starts the heartbeat loop (which registers first).
-    func start(advertisedHost: String, advertisedPort: Int) {
+    func start(endpoints: [ListenerEndpoint]) {
         let interval = Int64(max(100, config.brokerHeartbeatIntervalMs))
         let task = group.next().scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: .milliseconds(min(interval, 500))) { [self] _ in
             tick()
         }
         state.withLock {
-            $0.advertisedHost = advertisedHost
-            $0.advertisedPort = advertisedPort
+            $0.endpoints = endpoints
             $0.timer = task
         }
     }
@@ -130,14 +128,14 @@ final class ClusterNode: Sendable {
     }
 
     private func brokerDuties() {
-        let (registered, epoch, host, port) = state.withLock { ($0.registered, $0.brokerEpoch, $0.advertisedHost, $0.advertisedPort) }
+        let (registered, epoch, endpoints) = state.withLock { ($0.registered, $0.brokerEpoch, $0.endpoints) }
         guard let leader = driver.status().leaderId else { return }
         if !registered {
             let result: KafkaErrorCode
             var brokerEpoch: Int64 = -1
             if leader == nodeId {
                 guard isActiveController else { return }
-                let r = metadata.registerBroker(id: nodeId, incarnationId: incarnationId, host: host, port: port, rack: nil, logger: logger)
+                let r = metadata.registerBroker(id: nodeId, incarnationId: incarnationId, endpoints: endpoints, rack: nil, logger: logger)
                 result = r.error
                 brokerEpoch = r.brokerEpoch
             } else {
@@ -145,7 +143,7 @@ final class ClusterNode: Sendable {
                 request.brokerId = nodeId
                 request.clusterId = ""
                 request.incarnationId = incarnationId
-                request.listeners = [.init(name: "PLAINTEXT", host: host, port: UInt16(clamping: port), securityProtocol: 0)]
+                request.listeners = endpoints.map { .init(name: $0.name, host: $0.host, port: UInt16(clamping: $0.port), securityProtocol: 0) }
                 request.rack = nil
                 guard case .brokerRegistration(let response)? = try? controllerRequest(request, version: 2, to: leader).wait() else { return }
                 result = KafkaErrorCode(rawValue: response.errorCode) ?? .unknownServerError
@@ -192,7 +190,7 @@ final class ClusterNode: Sendable {
     /// Forwards a client's admin request to the active controller's broker listener and hands
     /// back its answer (a node that is not the controller forwards, as KRaft brokers do).
     func forwardToController<M: KafkaRequestMessage>(_ request: M, version: Int16, image: MetadataImage) -> EventLoopFuture<KafkaResponse>? {
-        guard let leader = driver.status().leaderId, leader != nodeId, let broker = image.brokers[leader] else { return nil }
+        guard let leader = driver.status().leaderId, leader != nodeId, let broker = image.brokers[leader]?.through(config.interBrokerListenerName) else { return nil }
         let connection = peers.connection(to: leader, host: broker.host, port: Int(broker.port), purpose: "forward")
         return connection.send(request, version: version, timeout: .seconds(30))
     }

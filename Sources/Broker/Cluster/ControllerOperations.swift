@@ -20,7 +20,7 @@ extension MetadataManager {
     /// as a restart: it leaves every ISR it was in (unless it is the last member) and loses
     /// leadership, so a replica that lost its disk can never lead with an empty log; it rejoins
     /// the ISR once it has caught up (AlterPartition from the leader).
-    func registerBroker(id: Int32, incarnationId: KafkaUUID, host: String, port: Int, rack: String?, logger: Logger) -> RegistrationResult {
+    func registerBroker(id: Int32, incarnationId: KafkaUUID, endpoints: [ListenerEndpoint], rack: String?, logger: Logger) -> RegistrationResult {
         controllerLock.withLock { _ in
             let image = current()
             if let existing = image.brokers[id], existing.incarnationId == incarnationId {
@@ -31,7 +31,7 @@ extension MetadataManager {
             record.brokerId = id
             record.incarnationId = incarnationId
             record.brokerEpoch = max(image.offset, 0) + 1
-            record.endPoints = [.init(name: "PLAINTEXT", host: host, port: UInt16(clamping: port), securityProtocol: 0)]
+            record.endPoints = endpoints.map { .init(name: $0.name, host: $0.host, port: UInt16(clamping: $0.port), securityProtocol: 0) }
             record.fenced = false
             record.rack = rack
             var records: [MetadataRecord] = []
@@ -45,7 +45,7 @@ extension MetadataManager {
             do {
                 try commit(records)
                 brokerContacts.withLock { $0[id] = Self.monotonicMs() }
-                logger.info("controller: registered broker \(id) at \(host):\(port) (epoch \(record.brokerEpoch))")
+                logger.info("controller: registered broker \(id) at \(endpoints.map { "\($0.name)://\($0.host):\($0.port)" }.joined(separator: ",")) (epoch \(record.brokerEpoch))")
                 return RegistrationResult(brokerEpoch: record.brokerEpoch)
             } catch {
                 return RegistrationResult(error: Self.failure(error).0)

@@ -265,7 +265,7 @@ extension RequestRouter {
                 if let error {
                     c.errorCode = error.code
                     c.errorMessage = error.name
-                } else if let b = broker.aliveBrokers(image()).first(where: { $0.id == node }) {
+                } else if let b = broker.aliveBrokers(image(), listener: context.listenerName).first(where: { $0.id == node }) {
                     c.nodeId = b.id
                     c.host = b.host
                     c.port = b.port

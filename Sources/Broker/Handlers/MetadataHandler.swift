@@ -9,7 +9,7 @@ extension RequestRouter {
         var response = MetadataResponse()
         response.clusterId = broker.clusterId
         response.controllerId = broker.controllerId
-        response.brokers = broker.aliveBrokers(image).map {
+        response.brokers = broker.aliveBrokers(image, listener: context.listenerName).map {
             .init(nodeId: $0.id, host: $0.host, port: $0.port, rack: $0.rack)
         }
         if let requested = request.topics {

@@ -34,14 +34,14 @@ extension RequestRouter {
         guard let cluster = broker.cluster, cluster.isActiveController else {
             return .response(.brokerRegistration(BrokerRegistrationResponse(errorCode: KafkaErrorCode.notController.rawValue)))
         }
-        let listener = request.listeners.first { $0.name == "PLAINTEXT" } ?? request.listeners.first
-        guard let listener else {
+        let endpoints = request.listeners.map { ListenerEndpoint(name: $0.name, host: $0.host, port: Int32($0.port)) }
+        guard !endpoints.isEmpty else {
             return .response(.brokerRegistration(BrokerRegistrationResponse(errorCode: KafkaErrorCode.invalidRequest.rawValue)))
         }
         let metadata = broker.metadata, logger = broker.logger
         let future = cluster.controllerPool.runIfActive(eventLoop: context.eventLoop) {
-            metadata.registerBroker(id: request.brokerId, incarnationId: request.incarnationId, host: listener.host,
-                                    port: Int(listener.port), rack: request.rack, logger: logger)
+            metadata.registerBroker(id: request.brokerId, incarnationId: request.incarnationId, endpoints: endpoints,
+                                    rack: request.rack, logger: logger)
         }.map { result -> KafkaResponse in
             .brokerRegistration(BrokerRegistrationResponse(errorCode: result.error.rawValue, brokerEpoch: result.brokerEpoch))
         }

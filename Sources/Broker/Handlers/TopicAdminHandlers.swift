@@ -89,7 +89,7 @@ extension RequestRouter {
         response.endpointType = request.endpointType
         response.clusterId = broker.clusterId
         response.controllerId = broker.controllerId
-        response.brokers = broker.aliveBrokers(image).map { .init(brokerId: $0.id, host: $0.host, port: $0.port, rack: $0.rack) }
+        response.brokers = broker.aliveBrokers(image, listener: context.listenerName).map { .init(brokerId: $0.id, host: $0.host, port: $0.port, rack: $0.rack) }
         if request.endpointType == 2 {  // controllers
             response.errorCode = KafkaErrorCode.unsupportedEndpointType.code
             response.errorMessage = "this broker does not expose controller endpoints"

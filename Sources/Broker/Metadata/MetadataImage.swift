@@ -28,6 +28,13 @@ struct TopicImage: Hashable, Sendable {
     var isInternal: Bool { name.hasPrefix("__") }
 }
 
+/// One advertised listener of a broker (RegisterBrokerRecord's endpoints).
+struct ListenerEndpoint: Hashable, Sendable {
+    var name: String
+    var host: String
+    var port: Int32
+}
+
 struct BrokerImage: Hashable, Sendable {
     var id: Int32
     var host: String
@@ -36,6 +43,18 @@ struct BrokerImage: Hashable, Sendable {
     var fenced: Bool
     var incarnationId: KafkaUUID = .zero
     var epoch: Int64 = 0
+    /// Every advertised listener; `host`/`port` are the first.
+    var endpoints: [ListenerEndpoint] = []
+
+    /// The broker as seen through `listener` (the listener a client connected on): its endpoint
+    /// of that name, or its first one when it has none of that name.
+    func through(_ listener: String) -> BrokerImage {
+        guard let e = endpoints.first(where: { $0.name.caseInsensitiveCompare(listener) == .orderedSame }) else { return self }
+        var b = self
+        b.host = e.host
+        b.port = e.port
+        return b
+    }
 }
 
 /// The cluster's metadata as of one offset of the metadata log: every broker applies the same
@@ -97,7 +116,8 @@ struct MetadataImage: Sendable {
             let endpoint = r.endPoints.first
             brokers[r.brokerId] = BrokerImage(
                 id: r.brokerId, host: endpoint?.host ?? "", port: Int32(endpoint?.port ?? 0), rack: r.rack, fenced: r.fenced,
-                incarnationId: r.incarnationId, epoch: r.brokerEpoch)
+                incarnationId: r.incarnationId, epoch: r.brokerEpoch,
+                endpoints: r.endPoints.map { ListenerEndpoint(name: $0.name, host: $0.host, port: Int32($0.port)) })
         case .fenceBroker(let r):
             brokers[r.id]?.fenced = true
         case .unfenceBroker(let r):

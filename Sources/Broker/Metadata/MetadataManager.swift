@@ -98,14 +98,14 @@ final class MetadataManager: Sendable {
         onChange(updated)
     }
 
-    func registerBroker(id: Int32, host: String, port: Int, logger: Logger) throws {
+    func registerBroker(id: Int32, endpoints: [ListenerEndpoint], logger: Logger) throws {
         try controllerLock.withLock { _ in
             let current = current()
-            if let existing = current.brokers[id], existing.host == host, existing.port == Int32(port), !existing.fenced { return }
+            if let existing = current.brokers[id], existing.endpoints == endpoints, !existing.fenced { return }
             var record = RegisterBrokerRecord()
             record.brokerId = id
             record.incarnationId = KafkaUUID.random()
-            record.endPoints = [.init(name: "PLAINTEXT", host: host, port: UInt16(clamping: port), securityProtocol: 0)]
+            record.endPoints = endpoints.map { .init(name: $0.name, host: $0.host, port: UInt16(clamping: $0.port), securityProtocol: 0) }
             record.fenced = false
             record.rack = nil
             try commit([.registerBroker(record)])

@@ -150,14 +150,15 @@ extension ReplicaManager {
             byLeader[leader, default: []].insert(partition.topicPartition)
         }
         let config = runtime.config
+        let listener = config.interBrokerListenerName
         fetchers.withLock { map in
-            for (leader, fetcher) in map where byLeader[leader] == nil || image.brokers[leader].map({ ($0.host, Int($0.port)) != fetcher.address }) == true {
+            for (leader, fetcher) in map where byLeader[leader] == nil || image.brokers[leader].map({ b in let e = b.through(listener); return (e.host, Int(e.port)) != fetcher.address }) == true {
                 fetcher.setPartitions([])
                 fetcher.stop()
                 map.removeValue(forKey: leader)
             }
             for (leader, partitions) in byLeader {
-                guard let broker = image.brokers[leader] else { continue }
+                guard let broker = image.brokers[leader]?.through(listener) else { continue }
                 let fetcher = map[leader] ?? {
                     let f = ReplicaFetcher(
                         leaderId: leader, nodeId: nodeId, replicas: self,

@@ -9,6 +9,8 @@ final class BrokerRuntime: Sendable {
     let clusterId: String
     let advertisedHost: String
     let advertisedPort: Int32
+    /// Every advertised client listener (the first is `advertisedHost:advertisedPort`).
+    let advertised: [ListenerEndpoint]
     let metrics: BrokerMetrics
     let metadata: MetadataManager
     let replicas: ReplicaManager
@@ -21,15 +23,16 @@ final class BrokerRuntime: Sendable {
     /// The event loop replica fetchers and replication timers run on.
     let replicationLoop: EventLoop
 
-    init(config: BrokerConfig, clusterId: String, advertisedHost: String, advertisedPort: Int32, metrics: BrokerMetrics,
+    init(config: BrokerConfig, clusterId: String, advertised: [ListenerEndpoint], metrics: BrokerMetrics,
          metadata: MetadataManager, replicas: ReplicaManager, cluster: ClusterNode?, replicationLoop: EventLoop, logger: Logger) {
         self.replicationLoop = replicationLoop
         self.cluster = cluster
         self.config = config
         self.nodeId = config.nodeID
         self.clusterId = clusterId
-        self.advertisedHost = advertisedHost
-        self.advertisedPort = advertisedPort
+        self.advertised = advertised
+        self.advertisedHost = advertised.first?.host ?? "127.0.0.1"
+        self.advertisedPort = advertised.first?.port ?? 9092
         self.metrics = metrics
         self.metadata = metadata
         self.replicas = replicas
@@ -49,13 +52,14 @@ final class BrokerRuntime: Sendable {
     var deleteTopicEnabled: Bool { config.deleteTopicEnable }
     var logDirs: [String] { config.logDirs }
 
-    /// Registered, unfenced brokers; this broker is always listed with its advertised address.
-    func aliveBrokers(_ image: MetadataImage) -> [BrokerImage] {
+    /// Registered, unfenced brokers, with the addresses of `listener` (the one the client
+    /// connected on); on a single node this broker is always listed.
+    func aliveBrokers(_ image: MetadataImage, listener: String) -> [BrokerImage] {
         var brokers = image.brokers.values.filter { !$0.fenced }
         if cluster == nil, !brokers.contains(where: { $0.id == nodeId }) {
-            brokers.append(BrokerImage(id: nodeId, host: advertisedHost, port: advertisedPort, rack: nil, fenced: false))
+            brokers.append(BrokerImage(id: nodeId, host: advertisedHost, port: advertisedPort, rack: nil, fenced: false, endpoints: advertised))
         }
-        return brokers.sorted { $0.id < $1.id }
+        return brokers.map { $0.through(listener) }.sorted { $0.id < $1.id }
     }
 
     /// The static configuration with the dynamic overrides kept in the metadata log.

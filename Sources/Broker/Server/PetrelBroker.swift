@@ -13,7 +13,7 @@ public final class PetrelBroker: Sendable {
     public let kafkaPort: Int
     public let metricsPort: Int?
     private let group: MultiThreadedEventLoopGroup
-    private let server: KafkaServer
+    private let servers: [KafkaServer]
     private let metricsServer: MetricsHTTPServer?
     private let logs: LogManager
     private let runtime: BrokerRuntime
@@ -112,32 +112,43 @@ public final class PetrelBroker: Sendable {
             try metadata.load(logger: logger)
         }
 
-        guard let listener = config.listeners.first(where: { !config.controllerListenerNames.contains($0.name) }) else {
+        let clientListeners = config.listeners.filter { !config.controllerListenerNames.contains($0.name) }
+        guard !clientListeners.isEmpty else {
             throw BrokerStartError("no broker listener in listeners=\(config.listeners); add one such as PLAINTEXT://127.0.0.1:9092")
         }
-        let advertised = config.advertisedListeners.first { $0.name == listener.name } ?? listener
-
-        // The runtime needs the bound port when the listener asks for port 0 (tests).
-        let server: KafkaServer
-        do {
-            server = try await KafkaServer.start(
-                host: listener.bindHost, port: listener.port, listenerName: listener.name, router: router,
-                maxFrameSize: config.socketRequestMaxBytes, group: group, logger: logger)
-        } catch {
-            throw BrokerStartError("cannot listen on \(listener): \(error). Is another broker using the port? Change `listeners`.")
+        // Every client listener (e.g. INTERNAL for the compose network, EXTERNAL for the host);
+        // clients get the addresses of the listener they connected on.
+        var servers = [KafkaServer]()
+        var advertisedEndpoints = [ListenerEndpoint]()
+        for listener in clientListeners {
+            let server: KafkaServer
+            do {
+                server = try await KafkaServer.start(
+                    host: listener.bindHost, port: listener.port, listenerName: listener.name, router: router,
+                    maxFrameSize: config.socketRequestMaxBytes, group: group, logger: logger)
+            } catch {
+                for s in servers { try? await s.close() }
+                throw BrokerStartError("cannot listen on \(listener): \(error). Is another broker using the port? Change `listeners`.")
+            }
+            servers.append(server)
+            // The bound port when the listener asks for port 0 (tests).
+            let advertised = config.advertisedListeners.first { $0.name == listener.name } ?? listener
+            advertisedEndpoints.append(ListenerEndpoint(
+                name: listener.name, host: advertised.isWildcard ? "127.0.0.1" : advertised.host,
+                port: Int32(advertised.port == 0 ? server.port : advertised.port)))
         }
-        let advertisedPort = advertised.port == 0 ? server.port : advertised.port
-        let advertisedHost = advertised.isWildcard ? "127.0.0.1" : advertised.host
+        let server = servers[0]
+        let advertisedHost = advertisedEndpoints[0].host, advertisedPort = Int(advertisedEndpoints[0].port)
         let runtime = BrokerRuntime(
-            config: config, clusterId: clusterId, advertisedHost: advertisedHost, advertisedPort: Int32(advertisedPort),
+            config: config, clusterId: clusterId, advertised: advertisedEndpoints,
             metrics: metrics, metadata: metadata, replicas: replicas, cluster: cluster, replicationLoop: group.next(), logger: logger)
         placeholder.set(runtime)
         replicas.attach(runtime: runtime)
         if let cluster {
             cluster.driver.start()
-            cluster.start(advertisedHost: advertisedHost, advertisedPort: advertisedPort)
+            cluster.start(endpoints: advertisedEndpoints)
         } else {
-            try metadata.registerBroker(id: config.nodeID, host: advertisedHost, port: advertisedPort, logger: logger)
+            try metadata.registerBroker(id: config.nodeID, endpoints: advertisedEndpoints, logger: logger)
         }
 
         var metricsServer: MetricsHTTPServer?
@@ -150,11 +161,11 @@ public final class PetrelBroker: Sendable {
         }
         logger.info("Petrel broker \(config.nodeID) ready: cluster \(clusterId), Kafka on \(advertisedHost):\(advertisedPort)")
         return PetrelBroker(config: config, kafkaPort: server.port, metricsPort: metricsServer?.localPort, group: group,
-                            server: server, metricsServer: metricsServer, logs: logs, runtime: runtime,
+                            servers: servers, metricsServer: metricsServer, logs: logs, runtime: runtime,
                             maintenance: maintenance, controllerServer: controllerServer, clusterGroup: clusterGroup, logger: logger)
     }
 
-    private init(config: BrokerConfig, kafkaPort: Int, metricsPort: Int?, group: MultiThreadedEventLoopGroup, server: KafkaServer,
+    private init(config: BrokerConfig, kafkaPort: Int, metricsPort: Int?, group: MultiThreadedEventLoopGroup, servers: [KafkaServer],
                  metricsServer: MetricsHTTPServer?, logs: LogManager, runtime: BrokerRuntime, maintenance: RepeatedTask,
                  controllerServer: KafkaServer?, clusterGroup: MultiThreadedEventLoopGroup, logger: Logger) {
         self.controllerServer = controllerServer
@@ -163,12 +174,17 @@ public final class PetrelBroker: Sendable {
         self.kafkaPort = kafkaPort
         self.metricsPort = metricsPort
         self.group = group
-        self.server = server
+        self.servers = servers
         self.metricsServer = metricsServer
         self.logs = logs
         self.runtime = runtime
         self.maintenance = maintenance
         self.logger = logger
+    }
+
+    /// The bound port of each client listener, by listener name.
+    public var listenerPorts: [String: Int] {
+        Dictionary(uniqueKeysWithValues: zip(config.listeners.filter { !config.controllerListenerNames.contains($0.name) }.map(\.name), servers.map(\.port)))
     }
 
     /// The runtime (tests inspect partitions through it).
@@ -184,7 +200,7 @@ public final class PetrelBroker: Sendable {
         runtime.replicas.stopFetchers()
         await runtime.cluster?.shutdown()
         try? await controllerServer?.close()
-        try? await server.close()
+        for server in servers { try? await server.close() }
         try? await metricsServer?.close()
         do {
             try logs.shutdown()
