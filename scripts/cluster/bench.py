@@ -25,6 +25,7 @@ stop them at the end; every wait is bounded (--timeout per round / per run).
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shutil
 import signal
@@ -152,6 +153,7 @@ def kcat_env() -> dict:
     env = dict(os.environ)
     if libs:
         libdir = tempfile.mkdtemp(prefix="petrel-bench-lib.")
+        atexit.register(shutil.rmtree, libdir, True)
         os.symlink(libs[0], os.path.join(libdir, "librdkafka.so.1"))
         env["LD_LIBRARY_PATH"] = libdir + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
     return env
