@@ -8,7 +8,8 @@ struct Petrel: AsyncParsableCommand {
         abstract: "Petrel: a Kafka-compatible, three-node replicated log broker.",
         version: PetrelVersion.string,
         subcommands: [Demo.self, BrokerCommand.self, ClusterCommand.self, Protocol.self,
-                      CollatzProducerCommand.self, ClickHouseSinkCommand.self, AnswersAPICommand.self],
+                      CollatzProducerCommand.self, ClickHouseSinkCommand.self, AnswersAPICommand.self,
+                      TopicsCommand.self, GroupsCommand.self, ProduceCommand.self, ConsumeCommand.self, PerfCommand.self],
         defaultSubcommand: Demo.self
     )
 }
