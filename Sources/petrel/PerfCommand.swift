@@ -163,7 +163,7 @@ struct PerfProduce: AsyncParsableCommand {
             if i % every == 0 {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 recorder.started()
-                Task {
+                let timed: @Sendable () async -> Void = {
                     do {
                         _ = try await producer.send(record)
                         recorder.record((DispatchTime.now().uptimeNanoseconds - t0) / 1_000)
@@ -171,6 +171,13 @@ struct PerfProduce: AsyncParsableCommand {
                         recorder.failed(error)
                     }
                 }
+                // Task.immediate: the record is appended now, in order, by this thread (as
+                // Java's send() does); only the wait for the acknowledgement is a task.
+                #if os(Linux)
+                Task.immediate { await timed() }
+                #else
+                if #available(macOS 26, *) { Task.immediate { await timed() } } else { Task { await timed() } }
+                #endif
             } else {
                 try await producer.produce(record)
             }
