@@ -35,7 +35,9 @@ final class ClusterNode: Sendable {
     private let logger: Logger
     /// Runs controller operations (which wait for quorum commits) off the network threads.
     let controllerPool: NIOThreadPool
-    private let incarnationId = KafkaUUID.random()
+    /// This process's incarnation (BrokerRegistration): the image names it once the controller
+    /// has registered this start of the broker.
+    let incarnationId = KafkaUUID.random()
     private let state = Mutex(State())
 
     private struct State {
@@ -47,6 +49,7 @@ final class ClusterNode: Sendable {
         var endpoints: [ListenerEndpoint] = []
         var stopped = false
         var inFlight = false
+        var lastHeartbeatMs: Int64 = 0
     }
 
     init(nodeId: Int32, driver: QuorumDriver, peers: PeerDirectory, metadata: MetadataManager, config: BrokerConfig,
@@ -67,8 +70,7 @@ final class ClusterNode: Sendable {
 
     /// Starts the heartbeat loop (which registers first).
     func start(endpoints: [ListenerEndpoint]) {
-        let interval = Int64(max(100, config.brokerHeartbeatIntervalMs))
-        let task = group.next().scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: .milliseconds(min(interval, 500))) { [self] _ in
+        let task = group.next().scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: .milliseconds(Self.tickMs)) { [self] _ in
             tick()
         }
         state.withLock {
@@ -87,6 +89,9 @@ final class ClusterNode: Sendable {
         peers.closeAll()
         try? await controllerPool.shutdownGracefully()
     }
+
+    /// How often the controller checks its brokers (the broker heartbeats at its own interval).
+    static let tickMs: Int64 = 200
 
     /// One round: controller duties if active, then this broker's registration or heartbeat.
     private func tick() {
@@ -115,7 +120,8 @@ final class ClusterNode: Sendable {
             state.withLock { $0.lastRebalanceMs = MetadataManager.monotonicMs() }
             return
         }
-        metadata.fenceExpiredBrokers(logger: logger)
+        metadata.fenceExpiredBrokers(quorumSilenceMs: driver.voterSilenceMs(),
+                                     quorumSilenceLimitMs: Int64(max(500, config.quorumFetchTimeoutMs / 2)), logger: logger)
         if config.autoLeaderRebalanceEnable {
             let now = MetadataManager.monotonicMs()
             let due = state.withLock { s -> Bool in
@@ -128,7 +134,13 @@ final class ClusterNode: Sendable {
     }
 
     private func brokerDuties() {
-        let (registered, epoch, endpoints) = state.withLock { ($0.registered, $0.brokerEpoch, $0.endpoints) }
+        let now = MetadataManager.monotonicMs()
+        let (registered, epoch, endpoints, due) = state.withLock { s -> (Bool, Int64, [ListenerEndpoint], Bool) in
+            let due = !s.registered || now - s.lastHeartbeatMs >= Int64(max(100, config.brokerHeartbeatIntervalMs))
+            if due { s.lastHeartbeatMs = now }
+            return (s.registered, s.brokerEpoch, s.endpoints, due)
+        }
+        guard due else { return }
         guard let leader = driver.status().leaderId else { return }
         if !registered {
             let result: KafkaErrorCode

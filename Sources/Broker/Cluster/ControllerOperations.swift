@@ -96,12 +96,17 @@ extension MetadataManager {
 
     /// Fences brokers whose session expired (no heartbeat for `broker.session.timeout.ms`):
     /// their partitions get new leaders from the ISR and they leave the ISRs.
-    func fenceExpiredBrokers(logger: Logger) {
+    /// `quorumSilenceMs`: how long each voter has not fetched from the quorum leader; a voter
+    /// (in combined mode, the same process as its broker) silent for `quorumSilenceLimitMs` is
+    /// fenced too, which is how a kill -9 is noticed in about a second instead of a session.
+    func fenceExpiredBrokers(quorumSilenceMs: [Int32: Int64] = [:], quorumSilenceLimitMs: Int64 = .max, logger: Logger) {
         let now = Self.monotonicMs()
         let image = current()
         let contacts = brokerContacts.withLock { $0 }
         let expired = image.brokers.values.filter { b in
-            !b.fenced && now - (contacts[b.id] ?? now) > settings.brokerSessionTimeoutMs
+            guard !b.fenced, b.id != settings.nodeId else { return false }
+            return now - (contacts[b.id] ?? now) > settings.brokerSessionTimeoutMs
+                || (quorumSilenceMs[b.id] ?? 0) > quorumSilenceLimitMs
         }.map(\.id).sorted()
         guard !expired.isEmpty else { return }
         controllerLock.withLock { _ in
@@ -117,7 +122,7 @@ extension MetadataManager {
             }
             do {
                 try commit(records)
-                logger.warning("controller: fenced broker(s) \(expired): no heartbeat for \(settings.brokerSessionTimeoutMs) ms (broker.session.timeout.ms); their partitions moved to in-sync replicas")
+                logger.warning("controller: fenced broker(s) \(expired): no heartbeat for \(settings.brokerSessionTimeoutMs) ms (broker.session.timeout.ms) or no quorum fetch for \(quorumSilenceLimitMs) ms; their partitions moved to in-sync replicas")
             } catch {
                 logger.debug("controller: could not fence \(expired): \(error)")
             }

@@ -29,6 +29,11 @@ final class QuorumDriver: Sendable {
     private let requestTimeout: TimeAmount
     /// Called on the driver's loop with each committed operation's records, in log order.
     private let apply: @Sendable ([MetadataRecord], Int64) -> Void
+    /// Committed entries are applied to the image here, in log order, so that a slow apply
+    /// (opening logs for new partitions) never delays the quorum's own messages and timers.
+    private let applyLoop: EventLoop
+    /// The offset up to which the image holds the committed log (exclusive).
+    private let imageApplied = Atomic<Int64>(0)
     private let core: Mutex<Core>
 
     private struct Waiter {
@@ -54,6 +59,9 @@ final class QuorumDriver: Sendable {
         /// First offset of this node's leadership epoch: the controller is ready once applied past it.
         var leaderStartOffset: Int64?
         var lastFetchFromVoter: [Int32: Int64] = [:]
+        /// Leader: when each voter last fetched (monotonic ms), and when this leadership began.
+        var lastFetchTimeFromVoter: [Int32: Int64] = [:]
+        var leaderSinceMs: Int64 = 0
         var stopped = false
         /// Promise completions, run after the lock is released (a callback may call back in).
         var deferred: [@Sendable () -> Void] = []
@@ -74,8 +82,9 @@ final class QuorumDriver: Sendable {
     static func startTime() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds / 1_000_000) }
 
     init(nodeId: Int32, voters: [Voter], clusterId: String, config: RaftConfig, log: LogStorage.PartitionLog, stateFile: String,
-         loop: EventLoop, peers: PeerDirectory, requestTimeoutMs: Int, logger: Logger,
+         loop: EventLoop, applyLoop: EventLoop, peers: PeerDirectory, requestTimeoutMs: Int, logger: Logger,
          apply: @escaping @Sendable ([MetadataRecord], Int64) -> Void) throws {
+        self.applyLoop = applyLoop
         self.nodeId = nodeId
         self.voters = voters
         self.clusterId = clusterId
@@ -147,8 +156,23 @@ final class QuorumDriver: Sendable {
             for v in voters { ends[v.id] = v.id == nodeId ? c.node.log.endOffset : (leader ? (c.lastFetchFromVoter[v.id] ?? -1) : -1) }
             return Status(leaderId: c.node.role == .leader ? nodeId : c.node.leaderId, epoch: c.node.epoch, role: c.node.role,
                           highWatermark: c.node.highWatermark, logEndOffset: c.node.log.endOffset,
-                          isActiveController: leader && c.leaderStartOffset.map { c.applied > $0 } == true,
+                          isActiveController: leader && c.leaderStartOffset.map { imageApplied.load(ordering: .acquiring) > $0 } == true,
                           voterEndOffsets: ends, lastFetchMs: [:])
+        }
+    }
+
+    /// Leader: how long each other voter has not fetched (ms). In combined mode a voter is also a
+    /// broker, so a silent voter is a dead or stopped broker, known well before its heartbeat
+    /// session expires. Empty when this node is not the leader.
+    func voterSilenceMs() -> [Int32: Int64] {
+        locked { c in
+            guard c.node.role == .leader else { return [:] }
+            let now = Self.startTime()
+            var silence = [Int32: Int64]()
+            for v in voters where v.id != nodeId {
+                silence[v.id] = now - (c.lastFetchTimeFromVoter[v.id] ?? c.leaderSinceMs)
+            }
+            return silence
         }
     }
 
@@ -163,7 +187,7 @@ final class QuorumDriver: Sendable {
         return loop.flatSubmit { [self] in
             locked { c -> EventLoopFuture<Int64> in
                 guard !c.stopped else { return loop.makeFailedFuture(NotControllerError(leaderId: nil)) }
-                guard c.node.role == .leader, let start = c.leaderStartOffset, c.applied > start else {
+                guard c.node.role == .leader, let start = c.leaderStartOffset, imageApplied.load(ordering: .acquiring) > start else {
                     return loop.makeFailedFuture(NotControllerError(leaderId: c.node.role == .leader ? nil : c.node.leaderId))
                 }
                 let (result, actions) = c.node.propose(payload, now: Self.startTime())
@@ -196,7 +220,10 @@ final class QuorumDriver: Sendable {
     }
 
     private func handleRequest(from: Int32, _ message: RaftMessage, core c: inout Core) -> RaftMessage? {
-        if case .fetch = message { c.lastFetchFromVoter[from] = (try? fetchOffset(message)) ?? -1 }
+        if case .fetch = message {
+            c.lastFetchFromVoter[from] = (try? fetchOffset(message)) ?? -1
+            c.lastFetchTimeFromVoter[from] = Self.startTime()
+        }
         let actions = c.node.handle(.received(from: from, message), now: Self.startTime())
         var reply: RaftMessage?
         var rest = [RaftAction]()
@@ -278,6 +305,8 @@ final class QuorumDriver: Sendable {
             case .becameLeader(let epoch):
                 c.leaderStartOffset = c.node.log.endOffset - 1
                 c.lastSentHighWatermark = [:]
+                c.lastFetchTimeFromVoter = [:]
+                c.leaderSinceMs = Self.startTime()
                 logger.notice("metadata quorum: this node (\(nodeId)) is the active controller for epoch \(epoch)")
             case .becameFollower(let leader, let epoch):
                 c.leaderStartOffset = nil
@@ -303,18 +332,27 @@ final class QuorumDriver: Sendable {
 
     private func applyCommitted(upTo: Int64, core c: inout Core) {
         while c.applied < upTo, let entry = c.node.log.entry(at: c.applied) {
+            var records: [MetadataRecord]?
             if entry.kind == .data {
                 do {
-                    let records = try RaftWire.records(inPayload: entry.payload)
-                    let offset = entry.offset, apply = self.apply
-                    c.deferred.append { apply(records, offset) }
+                    records = try RaftWire.records(inPayload: entry.payload)
                 } catch {
                     logger.error("metadata log entry \(entry.offset) does not decode (\(error)); skipped")
                 }
             }
-            if let w = c.waiters.removeValue(forKey: entry.offset) {
-                let promise = w.promise, offset = entry.offset, ok = w.epoch == entry.epoch
-                c.deferred.append { if ok { promise.succeed(offset) } else { promise.fail(NotControllerError(leaderId: nil)) } }
+            let waiter = c.waiters.removeValue(forKey: entry.offset)
+            let offset = entry.offset, ok = waiter?.epoch == entry.epoch
+            let apply = self.apply, applyLoop = self.applyLoop
+            // Queued in log order (deferred work runs in order on this loop, and the apply loop
+            // runs its tasks in order); a proposal completes once the image holds it.
+            c.deferred.append { [self] in
+                applyLoop.execute { [self] in
+                    if let records { apply(records, offset) }
+                    imageApplied.store(offset + 1, ordering: .releasing)
+                    if let waiter {
+                        if ok { waiter.promise.succeed(offset) } else { waiter.promise.fail(NotControllerError(leaderId: nil)) }
+                    }
+                }
             }
             c.applied += 1
         }

@@ -117,9 +117,9 @@ extension RequestRouter {
             p.currentVoters = cluster.driver.voters.map { v in
                 DescribeQuorumResponse.ReplicaState(replicaId: v.id, logEndOffset: status.voterEndOffsets[v.id] ?? -1)
             }
-            response.nodes = cluster.driver.voters.map { v in
+            if context.apiVersion >= 2 { response.nodes = cluster.driver.voters.map { v in
                 .init(nodeId: v.id, listeners: [.init(name: broker.config.controllerListenerNames.first ?? "CONTROLLER", host: v.host, port: UInt16(clamping: v.port))])
-            }
+            } }
         } else {
             p.leaderId = broker.nodeId
             p.leaderEpoch = 1

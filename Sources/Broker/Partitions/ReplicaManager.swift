@@ -44,9 +44,18 @@ final class ReplicaManager: Sendable {
     }
 
     private func applyPartitions(_ image: MetadataImage) {
+        // In a cluster this process leads nothing until the controller has registered this
+        // incarnation (which takes the leaderships of the broker's previous life away): a broker
+        // restarted with an empty disk must never answer followers as their leader.
+        var mayLead = true
+        if let cluster = runtimeBox.get()?.cluster {
+            let me = image.brokers[nodeId]
+            mayLead = me?.incarnationId == cluster.incarnationId && me?.fenced == false
+        }
         var wanted = [TopicPartition: (TopicImage, PartitionImage)]()
         for topic in image.topics.values {
-            for p in topic.partitions where p.replicas.contains(nodeId) {
+            for var p in topic.partitions where p.replicas.contains(nodeId) {
+                if !mayLead && p.leader == nodeId { p.leader = -1 }
                 wanted[TopicPartition(topic: topic.name, partition: p.partition)] = (topic, p)
             }
         }

@@ -20,6 +20,7 @@ public final class PetrelBroker: Sendable {
     private let maintenance: RepeatedTask
     private let controllerServer: KafkaServer?
     private let clusterGroup: MultiThreadedEventLoopGroup
+    private let applyGroup: MultiThreadedEventLoopGroup
     private let logger: Logger
 
     /// Starts everything; returns once the Kafka listener accepts connections.
@@ -66,6 +67,7 @@ public final class PetrelBroker: Sendable {
         var cluster: ClusterNode?
         var controllerServer: KafkaServer?
         let clusterGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let applyGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let placeholder = RuntimeBox()
         let router = RequestRouter(brokerProvider: placeholder, metrics: metrics)
         if clustered {
@@ -91,6 +93,7 @@ public final class PetrelBroker: Sendable {
             let driver = try QuorumDriver(
                 nodeId: config.nodeID, voters: config.quorumVoters.map { .init(id: $0.id, host: $0.host, port: $0.port) },
                 clusterId: clusterId, config: raft, log: metadataPartitionLog, stateFile: stateFile, loop: clusterGroup.next(),
+                applyLoop: applyGroup.next(),
                 peers: peers, requestTimeoutMs: config.quorumRequestTimeoutMs, logger: logger,
                 apply: { records, offset in metadata.applyCommitted(records, offset: offset) })
             metadata.setStore(QuorumMetadataStore(driver: driver))
@@ -162,12 +165,13 @@ public final class PetrelBroker: Sendable {
         logger.info("Petrel broker \(config.nodeID) ready: cluster \(clusterId), Kafka on \(advertisedHost):\(advertisedPort)")
         return PetrelBroker(config: config, kafkaPort: server.port, metricsPort: metricsServer?.localPort, group: group,
                             servers: servers, metricsServer: metricsServer, logs: logs, runtime: runtime,
-                            maintenance: maintenance, controllerServer: controllerServer, clusterGroup: clusterGroup, logger: logger)
+                            maintenance: maintenance, controllerServer: controllerServer, clusterGroup: clusterGroup, applyGroup: applyGroup, logger: logger)
     }
 
     private init(config: BrokerConfig, kafkaPort: Int, metricsPort: Int?, group: MultiThreadedEventLoopGroup, servers: [KafkaServer],
                  metricsServer: MetricsHTTPServer?, logs: LogManager, runtime: BrokerRuntime, maintenance: RepeatedTask,
-                 controllerServer: KafkaServer?, clusterGroup: MultiThreadedEventLoopGroup, logger: Logger) {
+                 controllerServer: KafkaServer?, clusterGroup: MultiThreadedEventLoopGroup, applyGroup: MultiThreadedEventLoopGroup, logger: Logger) {
+        self.applyGroup = applyGroup
         self.controllerServer = controllerServer
         self.clusterGroup = clusterGroup
         self.config = config
@@ -209,6 +213,7 @@ public final class PetrelBroker: Sendable {
         }
         try? await group.shutdownGracefully()
         try? await clusterGroup.shutdownGracefully()
+        try? await applyGroup.shutdownGracefully()
         logger.info("shut down cleanly")
     }
 
