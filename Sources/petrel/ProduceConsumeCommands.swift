@@ -326,7 +326,8 @@ struct ConsumeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("from-beginning"), help: "Start at the earliest offset when there is no committed offset (or no group).")
     var fromBeginning = false
     @Option(name: [.customLong("partition"), .customShort("p")], help: "Only this partition.") var partition: Int32?
-    @Option(name: [.customLong("offset"), .customShort("o")], help: "Start offset: beginning, end, stored, N, or -N (N before the end).")
+    @Option(name: [.customLong("offset"), .customShort("o")], parsing: .unconditional,
+            help: "Start offset: beginning, end, stored, N, or -N (N before the end).")
     var offset: StartOffset?
     @Option(name: [.customLong("max-messages"), .customShort("c")], help: "Exit after this many records.") var maxMessages: Int?
     @Flag(name: [.customLong("exit-at-end"), .customShort("e")], help: "Exit once the end of every partition (as of the start) is reached.")
