@@ -104,7 +104,7 @@ create() { "$PETREL_BIN" topics -b "$B" --create --topic "$1" --partitions "$PAR
 # high watermark sum of a topic, via a kcat query of the end offsets
 hwm() {
   kcatn -Q -b "$B" $(for ((p = 0; p < PARTITIONS; p++)); do printf -- '-t %s:%d:-1 ' "$1" "$p"; done) 2>/dev/null |
-    awk '{ for (i = 1; i <= NF; i++) if ($i == "Offset:") s += $(i + 1) } END { print s + 0 }'
+    awk '$3 == "offset" { s += $4 } END { print s + 0 }'
 }
 
 produce_swift() {  # RUN
@@ -181,7 +181,7 @@ for phase in produce consume; do
   echo "  wall times (s): swift ${s[*]}; librdkafka ${l[*]}"
 done
 echo "(ratio = Swift records/s / librdkafka records/s; > 1: the Swift client is faster)"
-echo "petrel perf produce, run 1 (measured inside the process, latency of every record):"
+echo "petrel perf produce, run 1 (measured inside the process; latency of every 100th record):"
 sed 's/^/  /' "$WORK/swift-produce-1.out"
 echo "petrel perf consume, run 1:"
 sed 's/^/  /' "$WORK/swift-consume-1.out"
