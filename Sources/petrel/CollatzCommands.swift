@@ -238,6 +238,8 @@ struct ClickHouseSinkCommand: AsyncParsableCommand {
     var deadLetterTopic: String?
     @Option(name: .customLong("insert-format"), help: "RowBinary or TabSeparated (default RowBinary).")
     var insertFormat: String = "RowBinary"
+    @Option(name: .customLong("session-timeout-ms"), help: "Consumer group session timeout (default 45000).")
+    var sessionTimeoutMs: Int = 45_000
 
     func run() async throws {
         let logger = common.bootstrapLogging(label: "petrel.clickhouse-sink")
@@ -264,6 +266,12 @@ struct ClickHouseSinkCommand: AsyncParsableCommand {
         clientConfig.clientId = "petrel-clickhouse-sink"
         var consumerConfig = ConsumerConfiguration(groupId: groupId)
         consumerConfig.autoOffsetReset = .earliest
+        guard (1_000...3_600_000).contains(sessionTimeoutMs) else {
+            logger.critical("refusing to start: --session-timeout-ms \(sessionTimeoutMs): expected 1000...3600000")
+            throw ExitCode(2)
+        }
+        consumerConfig.sessionTimeoutMs = sessionTimeoutMs
+        consumerConfig.heartbeatIntervalMs = Swift.min(3_000, sessionTimeoutMs / 3)
         let source = KafkaRecordSource(client: KafkaClient(clientConfig, logger: logger), topics: [config.topic],
                                        configuration: consumerConfig, logger: logger)
         let deadLetters: KafkaRecordPublisher

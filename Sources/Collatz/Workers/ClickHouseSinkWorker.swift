@@ -70,10 +70,20 @@ public final class ClickHouseSinkWorker: Service, Sendable {
                 }
                 buffer.readerEnded()
             }
-            try await withGracefulShutdownHandler {
-                try await self.flushLoop()
-            } onGracefulShutdown: {
+            do {
+                try await withGracefulShutdownHandler {
+                    try await self.flushLoop()
+                } onGracefulShutdown: {
+                    buffer.stop()
+                }
+            } catch {
+                // Hard stop (cancellation) or a fatal error: leave the group so that the others
+                // take the partitions over at once; uncommitted rows are replayed to them.
                 buffer.stop()
+                await source.close()
+                group.cancelAll()
+                await deadLetters.close()
+                throw error
             }
             // Stopping: the last batch is in ClickHouse and committed; now leave the group.
             await source.close()
