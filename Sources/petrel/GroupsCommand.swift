@@ -117,11 +117,11 @@ struct GroupsCommand: AsyncParsableCommand {
             let m = l.memberId.flatMap { byMember[$0] }
             return [group, l.topicPartition.topic, String(l.topicPartition.partition),
                     l.committed.map(String.init) ?? "-", String(l.endOffset), l.lag.map(String.init) ?? "-",
-                    m?.memberId ?? "-", m.map { $0.clientHost.hasPrefix("/") ? $0.clientHost : "/" + $0.clientHost } ?? "-", m?.clientId ?? "-"]
+                    m?.memberId ?? "-", m.map { kafkaHost($0.clientHost) } ?? "-", m?.clientId ?? "-"]
         }
         // Members without partitions, as kafka-consumer-groups prints them.
         for m in members where m.assignment.isEmpty {
-            rows.append([group, "-", "-", "-", "-", "-", m.memberId, m.clientHost.hasPrefix("/") ? m.clientHost : "/" + m.clientHost, m.clientId])
+            rows.append([group, "-", "-", "-", "-", "-", m.memberId, kafkaHost(m.clientHost), m.clientId])
         }
         printTable(["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID"], rows)
     }
@@ -169,4 +169,19 @@ struct GroupsCommand: AsyncParsableCommand {
         printTable(["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"],
                    plan.keys.sorted().map { [group, $0.topic, String($0.partition), String(plan[$0]!)] })
     }
+}
+
+/// A member's host as kafka-consumer-groups prints it (`/127.0.0.1`), also from NIO's address
+/// description (`[IPv4]127.0.0.1/127.0.0.1:44162`) that some brokers report.
+func kafkaHost(_ raw: String) -> String {
+    var host = raw
+    if let close = host.firstIndex(of: "]"), host.hasPrefix("[") {
+        host = String(host[host.index(after: close)...])
+        if let slash = host.lastIndex(of: "/") { host = String(host[host.index(after: slash)...]) }
+        if let colon = host.lastIndex(of: ":"), !host.contains("::") || host.filter({ $0 == ":" }).count == 1 {
+            host = String(host[..<colon])
+        }
+    }
+    if host.isEmpty { return "-" }
+    return host.hasPrefix("/") ? host : "/" + host
 }

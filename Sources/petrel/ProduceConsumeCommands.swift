@@ -315,7 +315,8 @@ struct ConsumeCommand: AsyncParsableCommand {
             -N = N before the end), else --from-beginning, else the group's committed offset, else the end.
             --format tokens: %k key, %v value, %t topic, %p partition, %o offset, %T timestamp (ms),
             %K key length, %S value length (-1 for null), %h headers (k=v,...), %% ; escapes \\n \\t \\r \\\\.
-            Null keys and values print as nothing.
+            Null keys and values print as nothing. SIGINT / SIGTERM stop it cleanly (offsets committed,
+            group left; exit 0).
 
             \(ClientExit.helpText)
             """)
@@ -423,6 +424,16 @@ struct ConsumeCommand: AsyncParsableCommand {
             }
             await consumer.close()
         }
+        // SIGINT / SIGTERM: close the consumer (commit, leave the group), then exit normally.
+        var signalSources: [DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { monitor.cancel(); Task { await consumer.close() } }
+            source.resume()
+            signalSources.append(source)
+        }
+        defer { for s in signalSources { s.cancel() } }
         var out: [UInt8] = []
         out.reserveCapacity(4096)
         var count = 0
