@@ -255,31 +255,58 @@ final class ClusterNode: Sendable {
         return r.producerIdStart
     }
 
-    /// AlterPartition to the active controller (or this node's controller code when it is active).
-    func alterPartition(topic: String, topicId: KafkaUUID, partition: Int32, leaderEpoch: Int32, partitionEpoch: Int32,
-                        newIsr: [Int32]) -> EventLoopFuture<KafkaErrorCode> {
+    /// One partition's ISR change, as a leader asks for it.
+    struct IsrChange: Sendable {
+        var topic: String
+        var topicId: KafkaUUID
+        var partition: Int32
+        var leaderEpoch: Int32
+        var partitionEpoch: Int32
+        var newIsr: [Int32]
+    }
+
+    /// AlterPartition for many partitions in one request to the active controller (or this
+    /// node's controller code when it is active); one error code per change, in order.
+    func alterPartitions(_ changes: [IsrChange]) -> EventLoopFuture<[KafkaErrorCode]> {
         let brokerEpoch = state.withLock { $0.brokerEpoch }
-        guard let leader = driver.status().leaderId else { return group.next().makeSucceededFuture(.notController) }
+        guard let leader = driver.status().leaderId else {
+            return group.next().makeSucceededFuture(changes.map { _ in .notController })
+        }
         if leader == nodeId {
             return controllerPool.runIfActive(eventLoop: group.next()) { [self] in
-                metadata.alterPartition(topicId: topicId, topicName: topic, partition: partition, leaderId: nodeId,
-                                        leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch, newIsr: newIsr, logger: logger).error
+                let items = changes.map {
+                    MetadataManager.AlterPartitionItem(topicId: $0.topicId, topicName: $0.topic, partition: $0.partition,
+                                                       leaderEpoch: $0.leaderEpoch, partitionEpoch: $0.partitionEpoch, newIsr: $0.newIsr)
+                }
+                return metadata.alterPartitions(items, leaderId: nodeId, logger: logger).map(\.error)
             }
         }
-        var p = AlterPartitionRequest.PartitionData()
-        p.partitionIndex = partition
-        p.leaderEpoch = leaderEpoch
-        p.partitionEpoch = partitionEpoch
-        p.newIsr = newIsr
         var request = AlterPartitionRequest()
         request.brokerId = nodeId
         request.brokerEpoch = brokerEpoch
-        request.topics = [.init(topicName: topic, topicId: topicId, partitions: [p])]
+        var order = [String]()
+        var byTopic = [String: AlterPartitionRequest.TopicData]()
+        for c in changes {
+            var p = AlterPartitionRequest.PartitionData()
+            p.partitionIndex = c.partition
+            p.leaderEpoch = c.leaderEpoch
+            p.partitionEpoch = c.partitionEpoch
+            p.newIsr = c.newIsr
+            if byTopic[c.topic] == nil {
+                order.append(c.topic)
+                byTopic[c.topic] = .init(topicName: c.topic, topicId: c.topicId, partitions: [])
+            }
+            byTopic[c.topic]!.partitions.append(p)
+        }
+        request.topics = order.map { byTopic[$0]! }
         return controllerRequest(request, version: 2, to: leader).map { response in
-            guard case .alterPartition(let r) = response else { return .unknownServerError }
-            if r.errorCode != 0 { return KafkaErrorCode(rawValue: r.errorCode) ?? .unknownServerError }
-            let code = r.topics.first?.partitions.first?.errorCode ?? 0
-            return KafkaErrorCode(rawValue: code) ?? .unknownServerError
+            guard case .alterPartition(let r) = response else { return changes.map { _ in .unknownServerError } }
+            if r.errorCode != 0 { return changes.map { _ in KafkaErrorCode(rawValue: r.errorCode) ?? .unknownServerError } }
+            var codes = [String: [Int32: KafkaErrorCode]]()
+            for t in r.topics {
+                for p in t.partitions { codes[t.topicName, default: [:]][p.partitionIndex] = KafkaErrorCode(rawValue: p.errorCode) ?? .unknownServerError }
+            }
+            return changes.map { codes[$0.topic]?[$0.partition] ?? .unknownServerError }
         }
     }
 }

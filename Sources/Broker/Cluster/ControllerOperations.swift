@@ -209,39 +209,74 @@ extension MetadataManager {
         var partition: PartitionImage?
     }
 
-    /// AlterPartition from a partition leader: a new ISR at the leader's epoch and the partition
-    /// epoch it knows. Stale requests are refused (the partition epoch is the version check).
-    func alterPartition(topicId: KafkaUUID, topicName: String?, partition: Int32, leaderId: Int32, leaderEpoch: Int32,
-                        partitionEpoch: Int32, newIsr: [Int32], logger: Logger) -> AlterPartitionOutcome {
+    struct AlterPartitionItem: Sendable {
+        var topicId: KafkaUUID
+        var topicName: String?
+        var partition: Int32
+        var leaderEpoch: Int32
+        var partitionEpoch: Int32
+        var newIsr: [Int32]
+    }
+
+    /// AlterPartition from a partition leader, for many partitions at once: each a new ISR at
+    /// the leader's epoch and the partition epoch it knows; stale ones are refused (the partition
+    /// epoch is the version check). The accepted changes are committed together.
+    func alterPartitions(_ items: [AlterPartitionItem], leaderId: Int32, logger: Logger) -> [AlterPartitionOutcome] {
         controllerLock.withLock { _ in
             let image = current()
+            var outcomes = [AlterPartitionOutcome]()
+            var records = [MetadataRecord]()
+            var accepted = [(index: Int, name: String, partition: Int32)]()
+            for item in items {
+                let (outcome, record, name) = checkAlterPartition(item, leaderId: leaderId, image: image, logger: logger)
+                if let record, let name {
+                    accepted.append((outcomes.count, name, item.partition))
+                    records.append(record)
+                }
+                outcomes.append(outcome)
+            }
+            guard !records.isEmpty else { return outcomes }
+            do {
+                try commit(records)
+                let after = current()
+                for a in accepted {
+                    outcomes[a.index].partition = after.topics[a.name]?.partitions.first { $0.partition == a.partition }
+                }
+                logger.info("controller: ISR changes for \(accepted.map { "\($0.name)-\($0.partition)" }.joined(separator: ", ")) (leader \(leaderId))")
+            } catch {
+                let code = Self.failure(error).0
+                for a in accepted { outcomes[a.index].error = code }
+            }
+            return outcomes
+        }
+    }
+
+    /// Checks one AlterPartition item; the record to write when it is accepted.
+    private func checkAlterPartition(_ item: AlterPartitionItem, leaderId: Int32, image: MetadataImage, logger: Logger)
+        -> (AlterPartitionOutcome, MetadataRecord?, String?) {
+        let (topicId, topicName, partition, leaderEpoch, partitionEpoch, newIsr) =
+            (item.topicId, item.topicName, item.partition, item.leaderEpoch, item.partitionEpoch, item.newIsr)
+        do {
             let name = topicName.flatMap { image.topics[$0] != nil ? $0 : nil } ?? image.topicNames[topicId]
             guard let name, let topic = image.topics[name], let p = topic.partitions.first(where: { $0.partition == partition }) else {
-                return AlterPartitionOutcome(error: .unknownTopicOrPartition)
+                return (AlterPartitionOutcome(error: .unknownTopicOrPartition), nil, nil)
             }
-            guard p.leader == leaderId else { return AlterPartitionOutcome(error: .notLeaderOrFollower, partition: p) }
-            guard leaderEpoch == p.leaderEpoch else { return AlterPartitionOutcome(error: .fencedLeaderEpoch, partition: p) }
-            guard partitionEpoch == p.partitionEpoch else { return AlterPartitionOutcome(error: .invalidUpdateVersion, partition: p) }
+            guard p.leader == leaderId else { return (AlterPartitionOutcome(error: .notLeaderOrFollower, partition: p), nil, nil) }
+            guard leaderEpoch == p.leaderEpoch else { return (AlterPartitionOutcome(error: .fencedLeaderEpoch, partition: p), nil, nil) }
+            guard partitionEpoch == p.partitionEpoch else { return (AlterPartitionOutcome(error: .invalidUpdateVersion, partition: p), nil, nil) }
             guard newIsr.contains(leaderId), Set(newIsr).isSubset(of: Set(p.replicas)) else {
-                return AlterPartitionOutcome(error: .invalidRequest, partition: p)
+                return (AlterPartitionOutcome(error: .invalidRequest, partition: p), nil, nil)
             }
             if let ineligible = newIsr.first(where: { !p.isr.contains($0) && image.brokers[$0]?.fenced != false }) {
                 logger.info("controller: AlterPartition for \(name)-\(partition) adds fenced broker \(ineligible); refused")
-                return AlterPartitionOutcome(error: .ineligibleReplica, partition: p)
+                return (AlterPartitionOutcome(error: .ineligibleReplica, partition: p), nil, nil)
             }
-            if newIsr.sorted() == p.isr.sorted() { return AlterPartitionOutcome(error: .none, partition: p) }
+            if newIsr.sorted() == p.isr.sorted() { return (AlterPartitionOutcome(error: .none, partition: p), nil, nil) }
             var change = PartitionChangeRecord()
             change.partitionId = partition
             change.topicId = topic.id
             change.isr = newIsr.sorted()
-            do {
-                try commit([.partitionChange(change)])
-                logger.info("controller: ISR of \(name)-\(partition) changed from \(p.isr) to \(newIsr.sorted()) (leader \(leaderId))")
-                let updated = current().topics[name]?.partitions.first { $0.partition == partition }
-                return AlterPartitionOutcome(error: .none, partition: updated)
-            } catch {
-                return AlterPartitionOutcome(error: Self.failure(error).0, partition: p)
-            }
+            return (AlterPartitionOutcome(error: .none, partition: p), .partitionChange(change), name)
         }
     }
 }

@@ -163,12 +163,17 @@ private final class PeerResponseHandler: ChannelInboundHandler, Sendable {
 final class PeerDirectory: Sendable {
     private let connections = Mutex<[String: PeerConnection]>([:])
     private let eventLoopGroup: EventLoopGroup
+    private let dataGroup: EventLoopGroup
     private let nodeId: Int32
     private let logger: Logger
 
-    init(nodeId: Int32, eventLoopGroup: EventLoopGroup, logger: Logger) {
+    /// `eventLoopGroup` carries the quorum's and controller's RPCs ("controller"); `dataGroup`
+    /// the replica fetches and forwarded requests, so that record traffic never delays the
+    /// quorum's messages.
+    init(nodeId: Int32, eventLoopGroup: EventLoopGroup, dataGroup: EventLoopGroup, logger: Logger) {
         self.nodeId = nodeId
         self.eventLoopGroup = eventLoopGroup
+        self.dataGroup = dataGroup
         self.logger = logger
     }
 
@@ -178,7 +183,8 @@ final class PeerDirectory: Sendable {
         return connections.withLock { map in
             if let existing = map[key], existing.host == host, existing.port == port { return existing }
             map[key]?.close()
-            let c = PeerConnection(nodeId: node, host: host, port: port, eventLoop: eventLoopGroup.next(),
+            let c = PeerConnection(nodeId: node, host: host, port: port,
+                                   eventLoop: purpose == "controller" ? eventLoopGroup.next() : dataGroup.next(),
                                    clientId: "petrel-\(nodeId)-\(purpose)", logger: logger)
             map[key] = c
             return c

@@ -282,9 +282,9 @@ final class QuorumDriver: Sendable {
                 do {
                     for entry in entries {
                         let batch = try RaftWire.batch(for: entry)
+                        // The metadata log flushes every message (fsync before anything depends on it).
                         _ = try log.appendAsFollower(batch.buffer)
                     }
-                    try log.flush()
                 } catch {
                     fatalDisk("cannot append to the metadata log \(log.directory): \(error)")
                 }

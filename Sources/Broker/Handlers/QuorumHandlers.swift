@@ -75,14 +75,20 @@ extension RequestRouter {
         }
         let metadata = broker.metadata, logger = broker.logger, version = context.apiVersion
         let future = cluster.controllerPool.runIfActive(eventLoop: context.eventLoop) { () -> KafkaResponse in
+            var items = [MetadataManager.AlterPartitionItem]()
+            for topic in request.topics {
+                for p in topic.partitions {
+                    items.append(.init(topicId: topic.topicId, topicName: version < 2 ? topic.topicName : nil, partition: p.partitionIndex,
+                                       leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch,
+                                       newIsr: version >= 3 ? p.newIsrWithEpochs.map(\.brokerId) : p.newIsr))
+                }
+            }
+            var outcomes = metadata.alterPartitions(items, leaderId: request.brokerId, logger: logger)[...]
             var response = AlterPartitionResponse()
             for topic in request.topics {
                 var t = AlterPartitionResponse.TopicData(topicName: topic.topicName, topicId: topic.topicId)
                 for p in topic.partitions {
-                    let isr = version >= 3 ? p.newIsrWithEpochs.map(\.brokerId) : p.newIsr
-                    let outcome = metadata.alterPartition(
-                        topicId: topic.topicId, topicName: version < 2 ? topic.topicName : nil, partition: p.partitionIndex,
-                        leaderId: request.brokerId, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: isr, logger: logger)
+                    let outcome = outcomes.removeFirst()
                     var r = AlterPartitionResponse.PartitionData(partitionIndex: p.partitionIndex, errorCode: outcome.error.rawValue)
                     if let state = outcome.partition {
                         r.leaderId = state.leader

@@ -38,6 +38,8 @@ final class Partition: Sendable {
         /// Leader: the ISR asked for in an AlterPartition not answered yet.
         var pendingIsr: [Int32]?
         var pendingIsrSince: Int64 = 0
+        /// When the last AlterPartition was refused or failed (retries wait a little).
+        var lastAlterFailureMs: Int64 = -1_000_000
         /// Leader: where this leader epoch began (a follower must reach it to join the ISR).
         var leaderEpochStartOffset: Int64 = 0
         /// acks=all produces waiting for the high watermark.
@@ -244,7 +246,7 @@ extension Partition {
             f.lastFetchMs = now
             if fetchOffset >= leo { f.lastCaughtUpMs = now }
             s.followers[replica] = f
-            guard !s.isr.contains(replica), s.pendingIsr == nil,
+            guard !s.isr.contains(replica), s.pendingIsr == nil, now - s.lastAlterFailureMs >= 500,
                   fetchOffset >= hw, fetchOffset >= s.leaderEpochStartOffset else { return nil }
             let newIsr = (s.isr + [replica]).sorted()
             s.pendingIsr = newIsr
@@ -325,6 +327,7 @@ extension Partition {
                 if now - s.pendingIsrSince < 5_000 { return nil }
                 s.pendingIsr = nil
             }
+            if now - s.lastAlterFailureMs < 500 { return nil }
             let lagging = s.isr.filter { r in
                 r != nodeId && now - (s.followers[r]?.lastCaughtUpMs ?? now) > s.settings.replicaLagTimeMaxMs
             }
@@ -338,7 +341,11 @@ extension Partition {
 
     /// The AlterPartition was answered with an error: forget it, so a later round may retry.
     func alterPartitionFailed() {
-        state.withLock { $0.pendingIsr = nil }
+        let now = MetadataManager.monotonicMs()
+        state.withLock {
+            $0.pendingIsr = nil
+            $0.lastAlterFailureMs = now
+        }
     }
 
     var partitionEpochAndLeaderEpoch: (partitionEpoch: Int32, leaderEpoch: Int32) {

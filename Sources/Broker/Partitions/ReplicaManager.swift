@@ -19,6 +19,8 @@ final class ReplicaManager: Sendable {
     private let runtimeBox = RuntimeBox()
     private let fetchers = Mutex<[Int32: ReplicaFetcher]>([:])
     private let replicationTask = Mutex<RepeatedTask?>(nil)
+    /// ISR changes waiting to go to the controller in one AlterPartition request.
+    private let pendingIsrChanges = Mutex<(changes: [TopicPartition: (Partition, [Int32])], scheduled: Bool)>(([:], false))
 
     init(nodeId: Int32, logs: LogManager, metrics: BrokerMetrics, logger: Logger,
          settingsFor: @escaping @Sendable ([String: String]) -> PartitionSettings,
@@ -130,23 +132,44 @@ extension ReplicaManager {
         }
     }
 
-    /// Sends an AlterPartition for `partition` to the controller.
+    /// Queues an ISR change for `partition`; changes made within a few milliseconds go to the
+    /// controller together, in one AlterPartition request (as Kafka's leaders batch them).
     func requestIsrChange(_ partition: Partition, newIsr: [Int32]) {
-        guard let runtime = runtimeBox.get(), let cluster = runtime.cluster else { return }
-        let (partitionEpoch, leaderEpoch) = partition.partitionEpochAndLeaderEpoch
-        cluster.alterPartition(topic: partition.topicPartition.topic, topicId: partition.topicId, partition: partition.topicPartition.partition,
-                               leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch, newIsr: newIsr)
-            .whenComplete { [logger] result in
-                switch result {
-                case .success(.none): break
-                case .success(let code):
-                    partition.alterPartitionFailed()
-                    logger.info("AlterPartition for \(partition.topicPartition) (ISR \(newIsr)) answered \(code.name); will retry")
-                case .failure(let error):
-                    partition.alterPartitionFailed()
-                    logger.info("AlterPartition for \(partition.topicPartition) failed: \(error); will retry")
+        guard let runtime = runtimeBox.get(), runtime.cluster != nil else { return }
+        let schedule = pendingIsrChanges.withLock { p -> Bool in
+            p.changes[partition.topicPartition] = (partition, newIsr)
+            defer { p.scheduled = true }
+            return !p.scheduled
+        }
+        if schedule {
+            runtime.replicationLoop.scheduleTask(in: .milliseconds(10)) { [self] in sendIsrChanges() }
+        }
+    }
+
+    private func sendIsrChanges() {
+        let batch = pendingIsrChanges.withLock { p -> [(Partition, [Int32])] in
+            defer { p = ([:], false) }
+            return Array(p.changes.values)
+        }
+        guard !batch.isEmpty, let cluster = runtimeBox.get()?.cluster else { return }
+        let changes = batch.map { (partition, newIsr) -> ClusterNode.IsrChange in
+            let (partitionEpoch, leaderEpoch) = partition.partitionEpochAndLeaderEpoch
+            return .init(topic: partition.topicPartition.topic, topicId: partition.topicId, partition: partition.topicPartition.partition,
+                         leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch, newIsr: newIsr)
+        }
+        cluster.alterPartitions(changes).whenComplete { [logger] result in
+            switch result {
+            case .success(let codes):
+                let failed = zip(batch, codes).filter { $0.1 != .none }
+                for ((partition, _), _) in failed { partition.alterPartitionFailed() }
+                if let ((first, isr), code) = failed.first {
+                    logger.info("AlterPartition: \(failed.count) of \(batch.count) ISR change(s) refused (first: \(first.topicPartition) to \(isr): \(code.name)); will retry")
                 }
+            case .failure(let error):
+                for (partition, _) in batch { partition.alterPartitionFailed() }
+                logger.info("AlterPartition for \(batch.count) partition(s) failed: \(error); will retry")
             }
+        }
     }
 
     /// One fetcher per leader broker, fetching every partition this broker follows from it.
