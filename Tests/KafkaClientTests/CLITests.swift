@@ -234,8 +234,41 @@ struct CLITests {
         r = try Self.run(bin, ["groups"] + b + ["--reset-offsets", "--group", "cli-grp", "--topic", "nope", "--to-latest", "--execute"])
         #expect(r.status == 4)
 
+        // An active member: describe shows its member id and host; offsets cannot be reset, the group not deleted.
+        let member = Process()
+        member.executableURL = URL(fileURLWithPath: bin)
+        member.arguments = ["consume"] + b + ["--topic", "cli-g", "--group", "cli-grp", "--timeout-ms", "20000"]
+        member.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        member.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try member.run()
+        var activeRow: [String]?
+        for _ in 0..<100 {
+            try await Task.sleep(for: .milliseconds(200))
+            r = try Self.run(bin, ["groups"] + b + ["--describe", "--group", "cli-grp"])
+            activeRow = r.stdout.split(separator: "\n").first { $0.hasPrefix("cli-grp") }.map { $0.split(separator: " ").map(String.init) }
+            if let row = activeRow, row.count == 9, row[6] != "-" { break }
+        }
+        #expect(activeRow?.count == 9)
+        #expect(activeRow?[6].hasPrefix("petrel-cli") == true, "\(activeRow ?? [])")
+        #expect(activeRow?[7].contains("127.0.0.1") == true, "\(activeRow ?? [])")
+        #expect(activeRow?[8] == "petrel-cli")
+        r = try Self.run(bin, ["groups"] + b + ["--reset-offsets", "--group", "cli-grp", "--topic", "cli-g", "--to-earliest", "--execute"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("inactive"))
         r = try Self.run(bin, ["groups"] + b + ["--delete", "--group", "cli-grp"])
-        #expect(r.status == 0)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("NON_EMPTY_GROUP"))
+        kill(member.processIdentifier, SIGKILL)
+        member.waitUntilExit()
+
+        // After the member is gone (killed: its session must expire, 10 s), the group can be deleted.
+        var deleted = false
+        for _ in 0..<100 where !deleted {
+            r = try Self.run(bin, ["groups"] + b + ["--delete", "--group", "cli-grp"])
+            deleted = r.status == 0
+            if !deleted { try await Task.sleep(for: .milliseconds(300)) }
+        }
+        #expect(deleted)
         r = try Self.run(bin, ["groups"] + b + ["--describe", "--group", "cli-grp"])
         #expect(r.status == 4)
         r = try Self.run(bin, ["groups"] + b + ["--delete", "--group", "cli-grp"])
