@@ -16,7 +16,7 @@ struct GroupsCommand: AsyncParsableCommand {
             petrel groups --bootstrap-server 127.0.0.1:9092 --reset-offsets --group g --topic demo:0,1 --to-offset 42 --dry-run
             petrel groups --bootstrap-server 127.0.0.1:9092 --delete --group g
 
-            --reset-offsets without --execute only prints the plan (as --dry-run). Offsets can only be
+            --reset-offsets without --execute only prints the plan (as --dry-run). Offsets can only be \
             reset while the group has no active members.
 
             \(ClientExit.helpText)

@@ -71,13 +71,13 @@ struct PerfProduce: AsyncParsableCommand {
         discussion: """
             petrel perf produce -b 127.0.0.1:9092 --topic perf --num-records 1000000 --record-size 100 --acks 1 --linger-ms 5
 
-            Prints progress every 5 s and a summary as kafka-producer-perf-test does: records/s, MB/s
-            (10^6 bytes of values), and the latency from produce to acknowledgement (avg, max, p50,
-            p95, p99, p99.9; HdrHistogram, 3 significant digits). Latency is measured on every
-            --latency-every'th record: by default about 10,000 records evenly spread (every record
-            up to 10,000 records), because timing a record costs a task and a continuation resumed on
-            its acknowledgement (with every record timed, 1,000,000 records take several times
-            longer). The other records go through the fire-and-forget path. Values are random letters, no keys; the partitioner spreads them (sticky).
+            Prints progress every 5 s and a summary as kafka-producer-perf-test does: records/s, MB/s \
+            (10^6 bytes of values), and the latency from produce to acknowledgement (avg, max, p50, \
+            p95, p99, p99.9; HdrHistogram, 3 significant digits). Latency is measured on every \
+            --latency-every'th record: by default about 10,000 records evenly spread (every record \
+            up to 10,000 records), because timing a record costs a task and a continuation resumed on \
+            its acknowledgement (with every record timed, 1,000,000 records take several times \
+            longer). The other records go through the fire-and-forget path. Values are random letters, no keys; the partitioner spreads them (sticky). \
             The topic must exist. Exit code 1 if any record failed.
 
             \(ClientExit.helpText)
@@ -229,9 +229,9 @@ struct PerfConsume: AsyncParsableCommand {
         discussion: """
             petrel perf consume -b 127.0.0.1:9092 --topic perf --messages 1000000
 
-            Reads every partition from the earliest offset (or joins --group), stops after --messages
-            records, and prints kafka-consumer-perf-test's CSV line (start.time, end.time,
-            data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...) and a summary.
+            Reads every partition from the earliest offset (or joins --group), stops after --messages \
+            records, and prints kafka-consumer-perf-test's CSV line (start.time, end.time, \
+            data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...) and a summary. \
             Exit code 1 when fewer records arrived before --timeout-ms of silence.
 
             \(ClientExit.helpText)

@@ -68,8 +68,8 @@ struct ProduceCommand: AsyncParsableCommand {
             printf 'k1:hello\\nk2:world\\n' | petrel produce -b 127.0.0.1:9092 --topic demo --key-separator :
             petrel produce -b 127.0.0.1:9092 --topic demo --partition 0 --acks 1 --compression gzip < lines.txt
 
-            Each line (without its newline) is a record value; with --key-separator the text before the
-            first separator is the key (a line without the separator has no key). Exits once every record
+            Each line (without its newline) is a record value; with --key-separator the text before the \
+            first separator is the key (a line without the separator has no key). Exits once every record \
             is acknowledged; a record the broker refused makes the exit code 1.
 
             \(ClientExit.helpText)
@@ -310,13 +310,15 @@ struct ConsumeCommand: AsyncParsableCommand {
             petrel consume -b 127.0.0.1:9092 --topic demo --group g --max-messages 10 --format '%k:%v\\n'
             petrel consume -b 127.0.0.1:9092 --topic demo --partition 0 --offset 42 --print-key --key-separator =
 
-            Without --group every partition (or --partition) is read directly; with --group the group
-            assigns partitions and offsets are committed. Start: --offset (beginning, end, stored, N,
+            Without --group every partition (or --partition) is read directly; with --group the group \
+            assigns partitions and offsets are committed. Start: --offset (beginning, end, stored, N, \
             -N = N before the end), else --from-beginning, else the group's committed offset, else the end.
-            --format tokens: %k key, %v value, %t topic, %p partition, %o offset, %T timestamp (ms),
-            %K key length, %S value length (-1 for null), %h headers (k=v,...), %% ; escapes \\n \\t \\r \\\\.
-            Null keys and values print as nothing. SIGINT / SIGTERM stop it cleanly (offsets committed,
-            group left; exit 0).
+
+            --format tokens: %k key, %v value, %t topic, %p partition, %o offset, %T timestamp (ms), \
+            %K key length, %S value length (-1 for null), %h headers (k=v,...), %% ; escapes \\n \\t \\r \\\\. \
+            Null keys and values print as nothing.
+
+            SIGINT / SIGTERM stop it cleanly (offsets committed, group left; exit 0).
 
             \(ClientExit.helpText)
             """)
@@ -337,7 +339,9 @@ struct ConsumeCommand: AsyncParsableCommand {
     @Option(name: [.customLong("format"), .customShort("f")], help: "Output format per record (see below). Default: '%v\\n'.")
     var format: String?
     @Flag(name: .customLong("print-key"), help: "Print the key before the value (format '%k<key-separator>%v\\n').") var printKey = false
-    @Option(name: .customLong("key-separator"), help: "Separator between key and value with --print-key.") var keySeparator: String = "\t"
+    @Option(name: .customLong("key-separator"), help: "Separator between key and value with --print-key (default: a tab).")
+    var keySeparatorFlag: String?
+    var keySeparator: String { keySeparatorFlag ?? "\t" }
     @Flag(name: [.customLong("quiet"), .customShort("q")], help: "Do not print the record count to stderr at the end.") var quiet = false
 
     func validate() throws {
