@@ -2,6 +2,7 @@ import KafkaProtocol
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// A Kafka consumer: manual assignment or group membership, fetch pipelining (the next fetch is
 /// in flight while you process the current records), gzip batches, commits, pause/resume, and
@@ -17,9 +18,24 @@ public final class KafkaConsumer: Sendable {
     let shared: Locked<SharedPositions>
 
     struct SharedPositions {
-        var assigned: Set<TopicPartition> = []
-        /// Offset after the last record yielded, per partition.
-        var consumed: [TopicPartition: Int64] = [:]
+        /// The assigned partitions, each with the position after the last record yielded.
+        var assigned: [TopicPartition: PositionBox] = [:]
+
+        /// Offset after the last record yielded, per partition that yielded one.
+        var consumed: [TopicPartition: Int64] {
+            assigned.compactMapValues { box in
+                let o = box.offset.load(ordering: .acquiring)
+                return o >= 0 ? o : nil
+            }
+        }
+    }
+
+    /// One assigned partition's position after the last record yielded. The iterator updates it
+    /// without a lock or a dictionary lookup per record; `live` turns false when the partition is
+    /// revoked or sought, and the iterator then drops the rest of its chunk.
+    final class PositionBox: Sendable {
+        let offset = Atomic<Int64>(-1)
+        let live = Atomic<Bool>(true)
     }
 
     public init(client: KafkaClient, configuration: ConsumerConfiguration = ConsumerConfiguration(), logger: Logger? = nil) {
@@ -96,6 +112,9 @@ public struct ConsumerRecords: AsyncSequence, Sendable {
         let consumer: KafkaConsumer
         var chunk: [ConsumerRecord] = []
         var index = 0
+        /// The position of the partition the current records belong to.
+        var box: KafkaConsumer.PositionBox?
+        var boxPartition: TopicPartition?
 
         public mutating func next() async throws -> ConsumerRecord? {
             try await next(isolation: nil)
@@ -107,20 +126,24 @@ public struct ConsumerRecords: AsyncSequence, Sendable {
                 if index < chunk.count {
                     let record = chunk[index]
                     index += 1
-                    let keep = consumer.shared.withLock { s -> Bool in
+                    if box == nil || boxPartition != record.topicPartition {
                         let tp = record.topicPartition
-                        guard s.assigned.contains(tp) else { return false }
-                        s.consumed[tp] = record.offset + 1
-                        return true
+                        box = consumer.shared.withLock { $0.assigned[tp] }
+                        boxPartition = tp
                     }
-                    if keep { return record }
+                    if let box, box.live.load(ordering: .acquiring) {
+                        box.offset.store(record.offset + 1, ordering: .releasing)
+                        return record
+                    }
                     // The partition was revoked or sought: drop the rest of this chunk.
                     chunk = []
                     index = 0
+                    box = nil
                     continue
                 }
                 chunk = []
                 index = 0
+                box = nil
                 guard let next = try await consumer.core.nextChunk() else { return nil }
                 chunk = next
             }
@@ -212,8 +235,11 @@ actor ConsumerCore {
     private func publishAssignment() {
         let assigned = Set(partitions.keys)
         shared.withLock { s in
-            s.assigned = assigned
-            for tp in s.consumed.keys where !assigned.contains(tp) { s.consumed[tp] = nil }
+            for (tp, box) in s.assigned where !assigned.contains(tp) {
+                box.live.store(false, ordering: .releasing)
+                s.assigned[tp] = nil
+            }
+            for tp in assigned where s.assigned[tp] == nil { s.assigned[tp] = KafkaConsumer.PositionBox() }
         }
     }
 
@@ -227,8 +253,7 @@ actor ConsumerCore {
         dropBuffered { $0 == tp }
         // The iterator must not yield records of the old position: drop them from its chunk.
         shared.withLock { s in
-            s.assigned.remove(tp)
-            s.consumed[tp] = nil
+            s.assigned.removeValue(forKey: tp)?.live.store(false, ordering: .releasing)
         }
         // Re-admit at once: chunks handed out before this point are dropped by the iterator
         // only while `assigned` lacks tp, so give it back after a fresh chunk is needed.
@@ -272,7 +297,9 @@ actor ConsumerCore {
         if !reAdmit.isEmpty {
             let tps = reAdmit.filter { partitions[$0] != nil }
             reAdmit = []
-            shared.withLock { s in s.assigned.formUnion(tps) }
+            shared.withLock { s in
+                for tp in tps where s.assigned[tp] == nil { s.assigned[tp] = KafkaConsumer.PositionBox() }
+            }
         }
         if configuration.enableAutoCommit, configuration.groupId != nil,
            monotonicNanos() - lastAutoCommit > UInt64(configuration.autoCommitIntervalMs) * 1_000_000 {
