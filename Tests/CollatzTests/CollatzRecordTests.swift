@@ -110,23 +110,6 @@ struct CollatzRecordTests {
         #expect(String(buffer: tsv) == "5\t1\t16\t16\t1700000000\n7\t3\t1.2676506002282294e+30\t1267650600228229401496703205383\t1\n")
     }
 
-    @Test("batches flush on size or on age")
-    func batching() {
-        let t0 = ContinuousClock.now
-        var batch = RowBatch(maxRows: 3, maxDelay: .milliseconds(200))
-        #expect(!batch.isDue(now: t0))
-        #expect(batch.deadline == nil)
-        batch.append(CollatzRow(CollatzRecord(number: 1, step: 0, value: 1), timestamp: 0), now: t0)
-        #expect(!batch.isDue(now: t0 + .milliseconds(199)))
-        #expect(batch.isDue(now: t0 + .milliseconds(200)))
-        #expect(batch.deadline == t0 + .milliseconds(200))
-        batch.append(CollatzRow(CollatzRecord(number: 2, step: 0, value: 2), timestamp: 0), now: t0)
-        batch.append(CollatzRow(CollatzRecord(number: 2, step: 1, value: 1), timestamp: 0), now: t0)
-        #expect(batch.isDue(now: t0))
-        #expect(batch.take().count == 3)
-        #expect(batch.isEmpty && batch.deadline == nil)
-    }
-
     @Test("backoff grows, is capped and jittered")
     func backoff() {
         let policy = InsertRetryPolicy(initialDelay: .milliseconds(100), maxDelay: .seconds(2))
