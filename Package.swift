@@ -78,7 +78,7 @@ let package = Package(
         .target(
             name: "Collatz",
             dependencies: [
-                "KafkaClient",
+                "KafkaClient", "KafkaProtocol",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
