@@ -41,21 +41,11 @@ final class QuorumDriver: Sendable {
         var promise: EventLoopPromise<Int64>
     }
 
-    private struct ParkedFetch {
-        var from: Int32
-        var request: MetadataQuorum.FetchRequest
-        var promise: EventLoopPromise<RaftMessage?>
-        var deadline: NIODeadline
-    }
-
     private struct Core {
         var node: RaftNode
         var applied: Int64 = 0
         var timer: Scheduled<Void>?
         var waiters: [Int64: Waiter] = [:]
-        var parked: [ParkedFetch] = []
-        /// High watermark last sent to each follower (a fetch is parked only if nothing changed).
-        var lastSentHighWatermark: [Int32: Int64] = [:]
         /// First offset of this node's leadership epoch: the controller is ready once applied past it.
         var leaderStartOffset: Int64?
         var lastFetchFromVoter: [Int32: Int64] = [:]
@@ -128,8 +118,6 @@ final class QuorumDriver: Sendable {
             locked { c in
                 c.stopped = true
                 c.timer?.cancel()
-                for p in c.parked { let promise = p.promise; c.deferred.append { promise.succeed(nil) } }
-                c.parked = []
                 for (_, w) in c.waiters { let promise = w.promise; c.deferred.append { promise.fail(NotControllerError(leaderId: nil)) } }
                 c.waiters = [:]
             }
@@ -146,7 +134,6 @@ final class QuorumDriver: Sendable {
         var logEndOffset: Int64
         var isActiveController: Bool
         var voterEndOffsets: [Int32: Int64]
-        var lastFetchMs: [Int32: Int64]
     }
 
     func status() -> Status {
@@ -157,7 +144,7 @@ final class QuorumDriver: Sendable {
             return Status(leaderId: c.node.role == .leader ? nodeId : c.node.leaderId, epoch: c.node.epoch, role: c.node.role,
                           highWatermark: c.node.highWatermark, logEndOffset: c.node.log.endOffset,
                           isActiveController: leader && c.leaderStartOffset.map { imageApplied.load(ordering: .acquiring) > $0 } == true,
-                          voterEndOffsets: ends, lastFetchMs: [:])
+                          voterEndOffsets: ends)
         }
     }
 
@@ -198,7 +185,6 @@ final class QuorumDriver: Sendable {
                     let promise = loop.makePromise(of: Int64.self)
                     c.waiters[offset] = Waiter(epoch: epoch, promise: promise)
                     perform(actions, core: &c)
-                    wakeParked(core: &c)
                     return promise.futureResult
                 }
             }
@@ -213,7 +199,6 @@ final class QuorumDriver: Sendable {
             locked { c -> EventLoopFuture<RaftMessage?> in
                 guard !c.stopped else { return loop.makeSucceededFuture(nil) }
                 let reply = handleRequest(from: from, message, core: &c)
-                if case .fetchResponse(let response)? = reply { c.lastSentHighWatermark[from] = response.highWatermark ?? -1 }
                 return loop.makeSucceededFuture(reply)
             }
         }
@@ -221,7 +206,7 @@ final class QuorumDriver: Sendable {
 
     private func handleRequest(from: Int32, _ message: RaftMessage, core c: inout Core) -> RaftMessage? {
         if case .fetch = message {
-            c.lastFetchFromVoter[from] = (try? fetchOffset(message)) ?? -1
+            if case .fetch(let r) = message { c.lastFetchFromVoter[from] = r.fetchOffset }
             c.lastFetchTimeFromVoter[from] = Self.startTime()
         }
         let actions = c.node.handle(.received(from: from, message), now: Self.startTime())
@@ -232,34 +217,6 @@ final class QuorumDriver: Sendable {
         }
         perform(rest, core: &c)
         return reply
-    }
-
-    private func fetchOffset(_ m: RaftMessage) throws -> Int64 {
-        if case .fetch(let r) = m { return r.fetchOffset }
-        return -1
-    }
-
-    private func wakeParked(core c: inout Core) { flushParked(core: &c, force: false) }
-
-    /// Re-handles parked fetches: answers those that now get entries or a new high watermark,
-    /// and (with `force`) those whose wait is over.
-    private func flushParked(core c: inout Core, force: Bool) {
-        guard !c.parked.isEmpty else { return }
-        let parked = c.parked
-        c.parked = []
-        let now = NIODeadline.now()
-        for p in parked {
-            let due = force && p.deadline <= now + .milliseconds(5)
-            let reply = handleRequest(from: p.from, .fetch(p.request), core: &c)
-            if case .fetchResponse(let r)? = reply, !due, r.errorCode == .none, r.entries.isEmpty, r.divergingEpoch == nil,
-               c.lastSentHighWatermark[p.from] == r.highWatermark ?? -1, !c.stopped {
-                c.parked.append(p)
-                continue
-            }
-            if case .fetchResponse(let r)? = reply { c.lastSentHighWatermark[p.from] = r.highWatermark ?? -1 }
-            let promise = p.promise
-            c.deferred.append { promise.succeed(reply) }
-        }
     }
 
     private static func isResponse(_ m: RaftMessage) -> Bool {
@@ -301,10 +258,8 @@ final class QuorumDriver: Sendable {
                 send(message, to: to)
             case .committed(let upTo):
                 applyCommitted(upTo: upTo, core: &c)
-                wakeParked(core: &c)
             case .becameLeader(let epoch):
                 c.leaderStartOffset = c.node.log.endOffset - 1
-                c.lastSentHighWatermark = [:]
                 c.lastFetchTimeFromVoter = [:]
                 c.leaderSinceMs = Self.startTime()
                 logger.notice("metadata quorum: this node (\(nodeId)) is the active controller for epoch \(epoch)")
