@@ -156,20 +156,42 @@ enum InteropEnvironment {
 
         let deadline = Date().addingTimeInterval(timeout)
         var timedOut = false
-        while process.isRunning {
+        // Foundation's Process does not always reap its children when many tests spawn
+        // processes in one runner (seen as zombies still reported running): reap ours here too.
+        let pid = process.processIdentifier
+        var reaped: Int32?
+        func reap() -> Bool {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                let signal = status & 0x7f
+                reaped = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+                return true
+            }
+            return false
+        }
+        while process.isRunning && reaped == nil {
+            if reap() { break }
             if Date() > deadline {
                 timedOut = true
-                process.terminate()  // the scripts stop their brokers on SIGTERM
+                kill(pid, SIGTERM)  // the scripts stop their brokers on SIGTERM
                 let grace = Date().addingTimeInterval(15)
-                while process.isRunning && Date() < grace { Thread.sleep(forTimeInterval: 0.1) }
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                while process.isRunning && reaped == nil && Date() < grace {
+                    if reap() { break }
+                    Thread.sleep(forTimeInterval: 0.1)
+                }
+                if process.isRunning && reaped == nil { kill(pid, SIGKILL) }
+                let last = Date().addingTimeInterval(5)
+                while process.isRunning && reaped == nil && Date() < last {
+                    if reap() { break }
+                    Thread.sleep(forTimeInterval: 0.1)
+                }
                 break
             }
             Thread.sleep(forTimeInterval: 0.2)
         }
-        process.waitUntilExit()
+        let status = reaped ?? (process.isRunning ? -1 : process.terminationStatus)
         let text = (try? String(contentsOf: outURL, encoding: .utf8)) ?? "(output not readable)"
-        return Run(command: command, status: process.terminationStatus, timedOut: timedOut, output: text)
+        return Run(command: command, status: status, timedOut: timedOut, output: text)
     }
 
     /// Expects exit status 0; on failure attaches the whole output and shows its tail.

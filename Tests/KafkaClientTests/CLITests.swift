@@ -47,9 +47,9 @@ struct CLITests {
         p.arguments = ["swift", "build", "--product", "petrel", "--scratch-path", toolScratch]
         p.currentDirectoryURL = ClientTestEnvironment.packageRoot
         do { try p.run() } catch { return .failure(.init(description: "cannot run swift build: \(error)")) }
-        p.waitUntilExit()
+        let buildStatus = ProcessWait.wait(p, timeout: 1800)
         let built = toolScratch + "/debug/petrel"
-        guard p.terminationStatus == 0, fm.isExecutableFile(atPath: built) else {
+        guard buildStatus == 0, fm.isExecutableFile(atPath: built) else {
             return .failure(.init(description: "the petrel binary (swift build --product petrel failed)"))
         }
         return .success(built)
@@ -82,18 +82,13 @@ struct CLITests {
         p.standardError = FileHandle(forWritingAtPath: errPath)
         let start = Date()
         try p.run()
-        while p.isRunning {
-            if Date().timeIntervalSince(start) > timeout {
-                kill(p.processIdentifier, SIGKILL)
-                p.waitUntilExit()
-                let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-                throw ClientTestEnvironment.Missing(description: "petrel \(arguments.joined(separator: " ")) did not exit within \(timeout) s; stderr: \(err)")
-            }
-            usleep(20_000)
+        guard let status = ProcessWait.wait(p, timeout: timeout) else {
+            ProcessWait.kill(p)
+            let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+            throw ClientTestEnvironment.Missing(description: "petrel \(arguments.joined(separator: " ")) did not exit within \(timeout) s; stderr: \(err)")
         }
-        p.waitUntilExit()
         let r = Run(
-            status: p.terminationStatus,
+            status: status,
             stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
             stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "",
             seconds: Date().timeIntervalSince(start))
@@ -258,8 +253,7 @@ struct CLITests {
         r = try Self.run(bin, ["groups"] + b + ["--delete", "--group", "cli-grp"])
         #expect(r.status == 1)
         #expect(r.stderr.contains("NON_EMPTY_GROUP"))
-        kill(member.processIdentifier, SIGKILL)
-        member.waitUntilExit()
+        ProcessWait.kill(member)
 
         // After the member is gone (killed: its session must expire, 10 s), the group can be deleted.
         var deleted = false

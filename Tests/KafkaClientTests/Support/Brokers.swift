@@ -52,8 +52,11 @@ enum ClientTestEnvironment {
         p.standardError = pipe
         do { try p.run() } catch { return (127, "\(error)") }
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        guard let status = ProcessWait.wait(p, timeout: timeout) else {
+            ProcessWait.kill(p)
+            return (124, String(decoding: data, as: UTF8.self) + "\n(timed out)")
+        }
+        return (status, String(decoding: data, as: UTF8.self))
     }
 
     /// Why confluent-kafka is unusable, or nil.
@@ -115,9 +118,9 @@ final class ExternalBroker: @unchecked Sendable {
         argvProcess.standardOutput = pipe
         try argvProcess.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        argvProcess.waitUntilExit()
+        let argvStatus = ProcessWait.wait(argvProcess, timeout: 600)
         let argv = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
-        guard argvProcess.terminationStatus == 0, let exe = argv.first else {
+        guard argvStatus == 0, let exe = argv.first else {
             throw ClientTestEnvironment.Missing(description: "broker.sh argv \(kind) failed")
         }
         process = Process()

@@ -234,10 +234,9 @@ enum Scenarios {
         readers.cancel()
         await readers.value
         if let python {
-            let deadline = Date().addingTimeInterval(30)
-            while python.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
-            if python.isRunning { python.terminate() }
-            #expect(python.terminationStatus == 0)
+            let status = ProcessWait.wait(python, timeout: 30)
+            if status == nil { ProcessWait.kill(python, signal: SIGTERM) }
+            #expect(status == 0)
         }
         await producer.close()
         let committed = try await admin.committedOffsets(group: group, partitions: allParts)
