@@ -16,7 +16,7 @@ struct ClusterFaultTests {
     /// Bounds: each round `--timeout`, the whole run `--budget` (the script starts no new round
     /// past it), and the runner kills the script at `hardLimit` (SIGTERM stops its nodes).
     static let roundTimeout = 90
-    static let budget = 420
+    static let budget = 360
     static let hardLimit: TimeInterval = 500
 
     /// Why the scenarios do not run here, or nil.
