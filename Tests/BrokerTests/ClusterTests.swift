@@ -51,7 +51,9 @@ struct ClusterTests {
 
     static func start(_ node: Node, all: [Node]) async throws -> PetrelBroker {
         var logger = Logger(label: "test.cluster.\(node.id)")
-        logger.logLevel = ProcessInfo.processInfo.environment["PETREL_TEST_LOG"] == "2" ? .debug : ProcessInfo.processInfo.environment["PETREL_TEST_LOG"] == "1" ? .info : .warning
+        let env = ProcessInfo.processInfo.environment
+        // In CI the quorum's elections and registrations are logged, so a failure can be read.
+        logger.logLevel = env["PETREL_TEST_LOG"] == "2" ? .debug : (env["PETREL_TEST_LOG"] == "1" || env["PETREL_CI"] == "1") ? .info : .warning
         return try await PetrelBroker.start(config: try config(node, all: all), logger: logger)
     }
 
@@ -125,13 +127,27 @@ struct ClusterTests {
           .timeLimit(.minutes(3)))
     func replicateAndFailOver() async throws {
         var nodes = try Self.makeNodes()
-        for i in nodes.indices { nodes[i].broker = try await Self.start(nodes[i], all: nodes) }
-        defer {
+        var started = [PetrelBroker]()
+        do {
+            for i in nodes.indices {
+                nodes[i].broker = try await Self.start(nodes[i], all: nodes)
+                started.append(nodes[i].broker!)
+            }
+            try await replicateAndFailOver(&nodes, started: &started)
+        } catch {
+            // Stop every broker before the data goes (a running node must not lose its directory).
+            for b in started { await b.shutdown() }
             for n in nodes { try? FileManager.default.removeItem(atPath: n.directory) }
+            throw error
         }
+        for b in started { await b.shutdown() }
+        for n in nodes { try? FileManager.default.removeItem(atPath: n.directory) }
+    }
+
+    func replicateAndFailOver(_ nodes: inout [Node], started: inout [PetrelBroker]) async throws {
 
         // A controller is elected and all three brokers register.
-        let m0 = try await Self.eventually(20, "three registered brokers and a controller") { () -> MetadataResponse? in
+        let m0 = try await Self.eventually(60, "three registered brokers and a controller") { () -> MetadataResponse? in
             let m = try await Self.metadata(nodes[0].port, topic: "none")
             return m.brokers.count == 3 && m.controllerId > 0 ? m : nil
         }
@@ -207,11 +223,11 @@ struct ClusterTests {
         // The old leader returns (same data dir), catches up and rejoins the ISR.
         let index = nodes.firstIndex { $0.id == leader }!
         nodes[index].broker = try await Self.start(nodes[index], all: nodes)
+        started.append(nodes[index].broker!)
         _ = try await Self.eventually(30, "the returning node back in the ISR") { () -> Bool? in
             let m = try await Self.metadata(newLeaderNode.port, topic: "replicated")
             return m.topics.first?.partitions.first?.isrNodes.count == 3 ? true : nil
         }
-        for n in nodes { await n.broker?.shutdown() }
     }
 }
 

@@ -21,6 +21,7 @@ public final class PetrelBroker: Sendable {
     private let controllerServer: KafkaServer?
     private let clusterGroup: MultiThreadedEventLoopGroup
     private let applyGroup: MultiThreadedEventLoopGroup
+    private let shutDown = Atomic<Bool>(false)
     private let logger: Logger
 
     /// Starts everything; returns once the Kafka listener accepts connections.
@@ -199,6 +200,7 @@ public final class PetrelBroker: Sendable {
 
     /// Stops accepting, flushes and checkpoints every log, writes the clean-shutdown marker.
     public func shutdown() async {
+        guard !shutDown.exchange(true, ordering: .acquiringAndReleasing) else { return }
         logger.info("shutting down")
         maintenance.cancel()
         runtime.replicas.stopFetchers()
