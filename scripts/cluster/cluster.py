@@ -443,7 +443,7 @@ class Cluster:
     def metadata_from(self, node_id: int, topics: list[str] | None = None, timeout: float = 5) -> "NodeMetadata":
         return metadata_from(self.node(node_id).client_port, topics, timeout)
 
-    def wait_formed(self, timeout: float = 30) -> float:
+    def wait_formed(self, timeout: float = 60) -> float:
         """Until every running node reports (in its own Metadata answer) the same cluster id and
         every node as a broker, and an active controller is known (see controller()).
         Returns seconds."""

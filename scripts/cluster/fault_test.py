@@ -358,7 +358,7 @@ def run_scenario(args, scenario: str) -> list[dict]:
         try:
             signal.setitimer(signal.ITIMER_REAL, max(1.0, min(args.timeout, args.deadline - time.monotonic())))
             c.start(timeout=60)
-            log(f"cluster formed in {c.wait_formed(timeout=30):.2f}s")
+            log(f"cluster formed in {c.wait_formed(timeout=60):.2f}s")
             signal.setitimer(signal.ITIMER_REAL, 0)
             for n in range(1, args.rounds + 1):
                 r = Round(args, c, scenario, n)
