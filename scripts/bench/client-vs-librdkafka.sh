@@ -57,13 +57,7 @@ FAILED=0
 fail() { echo "bench: FAIL: $*" >&2; FAILED=1; }
 
 # --- kcat with librdkafka 2.16 from the confluent-kafka wheel (as produce-consume-vs-tansu.sh) ---
-command -v kcat >/dev/null || { echo "bench: kcat is not installed (apt-get install -y kcat)" >&2; exit 1; }
-so=$(python3 -c 'import confluent_kafka, glob, os; d=os.path.dirname(os.path.dirname(confluent_kafka.__file__)); print((sorted(glob.glob(d+"/confluent_kafka.libs/librdkafka*.so*")) or [""])[0])')
-[ -n "$so" ] || { echo "bench: no librdkafka in the confluent-kafka wheel (pip install confluent-kafka)" >&2; exit 1; }
-mkdir -p "$WORK/lib"
-ln -sf "$so" "$WORK/lib/librdkafka.so.1"
-kcatn() { LD_LIBRARY_PATH="$WORK/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" kcat "$@"; }
-KCAT_VERSION=$(kcatn -V 2>&1 | grep -o 'librdkafka [0-9.]*' | head -1)
+use_wheel_librdkafka "$WORK" || exit 1
 
 # --- petrel (release) --------------------------------------------------------------------------
 if [ -z "${PETREL_BIN:-}" ]; then

@@ -115,6 +115,20 @@ petrel_bin() {
   echo "$dir/petrel"
 }
 
+# use_wheel_librdkafka DIR: defines `kcatn`, kcat running on the newer librdkafka inside the
+# confluent-kafka wheel (a librdkafka.so.1 link in DIR/lib), and sets KCAT_VERSION.
+use_wheel_librdkafka() {
+  local dir=$1 so
+  command -v kcat >/dev/null || { echo "bench: kcat is not installed (apt-get install -y kcat)" >&2; return 1; }
+  so=$(python3 -c 'import confluent_kafka, glob, os; d=os.path.dirname(os.path.dirname(confluent_kafka.__file__)); print((sorted(glob.glob(d+"/confluent_kafka.libs/librdkafka*.so*")) or [""])[0])')
+  [ -n "$so" ] || { echo "bench: no librdkafka in the confluent-kafka wheel (pip install confluent-kafka)" >&2; return 1; }
+  mkdir -p "$dir/lib"
+  ln -sf "$so" "$dir/lib/librdkafka.so.1"
+  KCAT_LIB_DIR="$dir/lib"
+  kcatn() { LD_LIBRARY_PATH="$KCAT_LIB_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" kcat "$@"; }
+  KCAT_VERSION=$(kcatn -V 2>&1 | grep -o 'librdkafka [0-9.]*' | head -1)
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
