@@ -1,5 +1,4 @@
 import KafkaProtocol
-import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -20,7 +19,6 @@ final class PeerConnection: Sendable {
     let port: Int
     private let eventLoop: EventLoop
     private let clientId: String
-    private let logger: Logger
     private let state = Mutex(State())
 
     private struct Pending {
@@ -34,16 +32,14 @@ final class PeerConnection: Sendable {
         var connecting: EventLoopFuture<Channel>?
         var nextCorrelationId: Int32 = 1
         var pending: [Int32: Pending] = [:]
-        var lastFailureLogged: NIODeadline?
     }
 
-    init(nodeId: Int32, host: String, port: Int, eventLoop: EventLoop, clientId: String, logger: Logger) {
+    init(nodeId: Int32, host: String, port: Int, eventLoop: EventLoop, clientId: String) {
         self.nodeId = nodeId
         self.host = host
         self.port = port
         self.eventLoop = eventLoop
         self.clientId = clientId
-        self.logger = logger
     }
 
     /// Sends `request` at `version`; the future holds the decoded response body.
@@ -165,16 +161,14 @@ final class PeerDirectory: Sendable {
     private let eventLoopGroup: EventLoopGroup
     private let dataGroup: EventLoopGroup
     private let nodeId: Int32
-    private let logger: Logger
 
     /// `eventLoopGroup` carries the quorum's and controller's RPCs ("controller"); `dataGroup`
     /// the replica fetches and forwarded requests, so that record traffic never delays the
     /// quorum's messages.
-    init(nodeId: Int32, eventLoopGroup: EventLoopGroup, dataGroup: EventLoopGroup, logger: Logger) {
+    init(nodeId: Int32, eventLoopGroup: EventLoopGroup, dataGroup: EventLoopGroup) {
         self.nodeId = nodeId
         self.eventLoopGroup = eventLoopGroup
         self.dataGroup = dataGroup
-        self.logger = logger
     }
 
     /// The connection to `node` at `host:port`; a new one when the address changed.
@@ -185,7 +179,7 @@ final class PeerDirectory: Sendable {
             map[key]?.close()
             let c = PeerConnection(nodeId: node, host: host, port: port,
                                    eventLoop: purpose == "controller" ? eventLoopGroup.next() : dataGroup.next(),
-                                   clientId: "petrel-\(nodeId)-\(purpose)", logger: logger)
+                                   clientId: "petrel-\(nodeId)-\(purpose)")
             map[key] = c
             return c
         }

@@ -69,8 +69,6 @@ final class QuorumDriver: Sendable {
         return result
     }
 
-    static func startTime() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds / 1_000_000) }
-
     init(nodeId: Int32, voters: [Voter], clusterId: String, config: RaftConfig, log: LogStorage.PartitionLog, stateFile: String,
          loop: EventLoop, applyLoop: EventLoop, peers: PeerDirectory, requestTimeoutMs: Int, logger: Logger,
          apply: @escaping @Sendable ([MetadataRecord], Int64) -> Void) throws {
@@ -87,7 +85,7 @@ final class QuorumDriver: Sendable {
         self.requestTimeout = .milliseconds(Int64(requestTimeoutMs))
         let persisted = try Self.readState(stateFile)
         let entries = try Self.readEntries(log)
-        let node = RaftNode(config: config, persisted: persisted, log: RaftLog(entries), now: Self.startTime())
+        let node = RaftNode(config: config, persisted: persisted, log: RaftLog(entries), now: MetadataManager.monotonicMs())
         self.core = Mutex(Core(node: node))
         logger.info("metadata quorum: node \(nodeId) of voters \(voters.map(\.id)), epoch \(persisted.epoch), \(entries.count) log entries")
     }
@@ -97,7 +95,7 @@ final class QuorumDriver: Sendable {
     func start() {
         loop.execute { [self] in
             locked { c in
-                let actions = c.node.handle(.tick, now: Self.startTime())
+                let actions = c.node.handle(.tick, now: MetadataManager.monotonicMs())
                 perform(actions, core: &c)
             }
         }
@@ -108,7 +106,7 @@ final class QuorumDriver: Sendable {
         try? await loop.submit { [self] in
             locked { c in
                 if c.node.role == .leader {
-                    let actions = c.node.handle(.resign, now: Self.startTime())
+                    let actions = c.node.handle(.resign, now: MetadataManager.monotonicMs())
                     perform(actions, core: &c)
                 }
             }
@@ -154,7 +152,7 @@ final class QuorumDriver: Sendable {
     func voterSilenceMs() -> [Int32: Int64] {
         locked { c in
             guard c.node.role == .leader else { return [:] }
-            let now = Self.startTime()
+            let now = MetadataManager.monotonicMs()
             var silence = [Int32: Int64]()
             for v in voters where v.id != nodeId {
                 silence[v.id] = now - (c.lastFetchTimeFromVoter[v.id] ?? c.leaderSinceMs)
@@ -177,7 +175,7 @@ final class QuorumDriver: Sendable {
                 guard c.node.role == .leader, let start = c.leaderStartOffset, imageApplied.load(ordering: .acquiring) > start else {
                     return loop.makeFailedFuture(NotControllerError(leaderId: c.node.role == .leader ? nil : c.node.leaderId))
                 }
-                let (result, actions) = c.node.propose(payload, now: Self.startTime())
+                let (result, actions) = c.node.propose(payload, now: MetadataManager.monotonicMs())
                 switch result {
                 case .notLeader(let leader, _):
                     return loop.makeFailedFuture(NotControllerError(leaderId: leader))
@@ -207,9 +205,9 @@ final class QuorumDriver: Sendable {
     private func handleRequest(from: Int32, _ message: RaftMessage, core c: inout Core) -> RaftMessage? {
         if case .fetch = message {
             if case .fetch(let r) = message { c.lastFetchFromVoter[from] = r.fetchOffset }
-            c.lastFetchTimeFromVoter[from] = Self.startTime()
+            c.lastFetchTimeFromVoter[from] = MetadataManager.monotonicMs()
         }
-        let actions = c.node.handle(.received(from: from, message), now: Self.startTime())
+        let actions = c.node.handle(.received(from: from, message), now: MetadataManager.monotonicMs())
         var reply: RaftMessage?
         var rest = [RaftAction]()
         for action in actions {
@@ -261,7 +259,7 @@ final class QuorumDriver: Sendable {
             case .becameLeader(let epoch):
                 c.leaderStartOffset = c.node.log.endOffset - 1
                 c.lastFetchTimeFromVoter = [:]
-                c.leaderSinceMs = Self.startTime()
+                c.leaderSinceMs = MetadataManager.monotonicMs()
                 logger.notice("metadata quorum: this node (\(nodeId)) is the active controller for epoch \(epoch)")
             case .becameFollower(let leader, let epoch):
                 c.leaderStartOffset = nil
@@ -317,11 +315,11 @@ final class QuorumDriver: Sendable {
         guard !c.stopped else { return }
         c.timer?.cancel()
         let wake = c.node.nextWakeup
-        let delay = max(1, min(wake - Self.startTime(), 1000))
+        let delay = max(1, min(wake - MetadataManager.monotonicMs(), 1000))
         c.timer = loop.scheduleTask(in: .milliseconds(delay)) { [self] in
             locked { c in
                 guard !c.stopped else { return }
-                let actions = c.node.handle(.tick, now: Self.startTime())
+                let actions = c.node.handle(.tick, now: MetadataManager.monotonicMs())
                 perform(actions, core: &c)
             }
         }
@@ -359,7 +357,7 @@ final class QuorumDriver: Sendable {
                     guard let reply = try RaftWire.message(ofResponse: response, to: message) else { return }
                     locked { c in
                         guard !c.stopped else { return }
-                        let actions = c.node.handle(.received(from: node, reply), now: Self.startTime())
+                        let actions = c.node.handle(.received(from: node, reply), now: MetadataManager.monotonicMs())
                         perform(actions, core: &c)
                     }
                 } catch {

@@ -90,7 +90,7 @@ public final class PetrelBroker: Sendable {
             // Followers poll the leader this often when idle: a metadata commit waits at most
             // about one interval (controller.quorum.append.linger.ms is the closest Kafka key).
             raft.fetchIntervalMs = Int64(max(10, min(config.quorumAppendLingerMs * 2, 100)))
-            let peers = PeerDirectory(nodeId: config.nodeID, eventLoopGroup: clusterGroup, dataGroup: group, logger: logger)
+            let peers = PeerDirectory(nodeId: config.nodeID, eventLoopGroup: clusterGroup, dataGroup: group)
             let driver = try QuorumDriver(
                 nodeId: config.nodeID, voters: config.quorumVoters.map { .init(id: $0.id, host: $0.host, port: $0.port) },
                 clusterId: clusterId, config: raft, log: metadataPartitionLog, stateFile: stateFile, loop: clusterGroup.next(),
