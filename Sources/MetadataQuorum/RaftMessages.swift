@@ -127,11 +127,15 @@ public struct FetchResponse: Sendable, Hashable {
     public var divergingEpoch: EpochEndOffset?
     /// Entries starting at `fetchOffset` (the `Records`).
     public var entries: [LogEntry]
+    /// Set when the fetcher must load the leader's snapshot first (`SnapshotId`): its fetch
+    /// offset is below the leader's log start.
+    public var snapshotId: EpochEndOffset?
     public init(
         errorCode: QuorumError = .none, leaderEpoch: Int32, leaderId: NodeID?, fetchOffset: Int64,
         lastFetchedEpoch: Int32, highWatermark: Int64? = nil, divergingEpoch: EpochEndOffset? = nil,
-        entries: [LogEntry] = []
+        entries: [LogEntry] = [], snapshotId: EpochEndOffset? = nil
     ) {
+        self.snapshotId = snapshotId
         self.errorCode = errorCode
         self.leaderEpoch = leaderEpoch
         self.leaderId = leaderId

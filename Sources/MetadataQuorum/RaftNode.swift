@@ -35,6 +35,9 @@ public struct RaftNode: Sendable {
     var leaderSince: Int64 = 0
     var nextLeaderTick: Int64 = 0
 
+    /// Follower: the leader's snapshot it waits for (see `RaftAction.fetchSnapshot`).
+    var pendingSnapshot: EpochEndOffset?
+
     /// Actions of the event being handled.
     var pending: [RaftAction] = []
 
@@ -50,6 +53,8 @@ public struct RaftNode: Sendable {
         self.epoch = persisted.epoch
         self.votedFor = persisted.votedFor
         self.log = log
+        // A snapshot holds committed entries only.
+        self.highWatermark = log.startOffset
         self.now = now
         self.rng = SplitMix64(seed: config.randomSeed)
         self.electionDeadline = now + randomElectionTimeout()
@@ -102,6 +107,7 @@ public struct RaftNode: Sendable {
             if now >= fetchDeadline, isVoter {
                 becomeProspective()
             } else if now >= nextFetchAt {
+                pendingSnapshot = nil
                 sendFetch()
             }
         case .unattached, .prospective, .candidate, .resigned:
@@ -166,6 +172,7 @@ public struct RaftNode: Sendable {
         }
         role = .follower
         leaderId = leader
+        pendingSnapshot = nil
         replicas = [:]
         votesGranted = []
         votesRejected = []

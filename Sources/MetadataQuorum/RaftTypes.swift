@@ -76,6 +76,12 @@ public enum RaftAction: Sendable, Hashable {
     case becameLeader(epoch: Int32)
     case becameFollower(leader: NodeID, epoch: Int32)
     case becameCandidate(epoch: Int32)
+    /// The leader's log starts after this follower's end (or diverges below the leader's log
+    /// start): download that snapshot from `leader` (FetchSnapshot), make it and an empty log
+    /// starting at its end durable, then call `installSnapshot(_:now:)`. Until then the follower
+    /// does not fetch; if nothing is installed within a while it fetches again (and learns the
+    /// leader's current snapshot).
+    case fetchSnapshot(from: NodeID, snapshot: EpochEndOffset)
 }
 
 public enum ProposeResult: Sendable, Hashable {

@@ -13,8 +13,35 @@ extension RaftNode {
         return (.appended(epoch: entry.epoch, offset: entry.offset), takePending())
     }
 
+    /// The driver wrote a snapshot of the applied state covering every entry below `offset`
+    /// (at most the high watermark) and may delete those entries from disk.
+    public mutating func compact(upTo offset: Int64) {
+        log.compact(upTo: min(offset, highWatermark))
+    }
+
+    /// A follower made the leader's snapshot `snapshot` durable and replaced its log with an
+    /// empty one starting at its end (after a `fetchSnapshot` action). Returns the actions to
+    /// carry out (the next Fetch). Ignored, with no actions, unless this node still follows and
+    /// the snapshot is the one it waits for or reaches past its log.
+    public func acceptsSnapshot(_ snapshot: EpochEndOffset) -> Bool {
+        role == .follower && (pendingSnapshot == snapshot || snapshot.endOffset > log.endOffset)
+    }
+
+    public mutating func installSnapshot(_ snapshot: EpochEndOffset, now: Int64) -> [RaftAction] {
+        self.now = max(self.now, now)
+        pending = []
+        guard acceptsSnapshot(snapshot) else { return [] }
+        pendingSnapshot = nil
+        log.reset(toSnapshot: snapshot)
+        highWatermark = max(highWatermark, snapshot.endOffset)
+        lastLeaderContactMs = now
+        fetchDeadline = now + randomFetchTimeout()
+        sendFetch()
+        return takePending()
+    }
+
     mutating func sendFetch() {
-        guard role == .follower, let leaderId else { return }
+        guard role == .follower, let leaderId, pendingSnapshot == nil else { return }
         let request = FetchRequest(
             currentLeaderEpoch: epoch, replicaId: config.nodeId,
             fetchOffset: log.endOffset, lastFetchedEpoch: log.lastEpoch)
@@ -40,6 +67,15 @@ extension RaftNode {
         let found = log.endOffsetForEpoch(request.lastFetchedEpoch)
         let matches = request.fetchOffset == 0
             || (found.epoch == request.lastFetchedEpoch && found.endOffset >= request.fetchOffset)
+        // The fetcher needs entries the log no longer holds: it loads the snapshot first.
+        if let snapshot = log.snapshotId,
+           request.fetchOffset < log.startOffset || (!matches && found.endOffset < log.startOffset) {
+            send(.fetchResponse(FetchResponse(
+                leaderEpoch: epoch, leaderId: leaderId, fetchOffset: request.fetchOffset,
+                lastFetchedEpoch: request.lastFetchedEpoch, highWatermark: highWatermark,
+                snapshotId: snapshot)), to: from)
+            return
+        }
         guard matches else {
             send(.fetchResponse(FetchResponse(
                 leaderEpoch: epoch, leaderId: leaderId, fetchOffset: request.fetchOffset,
@@ -67,9 +103,17 @@ extension RaftNode {
         // Only the answer to the fetch matching the log as it is now (a stale duplicate is dropped).
         guard response.fetchOffset == log.endOffset, response.lastFetchedEpoch == log.lastEpoch else { return }
 
+        if let snapshot = response.snapshotId {
+            pendingSnapshot = snapshot
+            pending.append(.fetchSnapshot(from: from, snapshot: snapshot))
+            // Fetch again (and learn the current snapshot) if it is not installed by then.
+            nextFetchAt = now + max(config.fetchTimeoutMs / 2, config.fetchIntervalMs)
+            return
+        }
         if let diverging = response.divergingEpoch {
             let mine = log.endOffsetForEpoch(diverging.epoch)
-            let truncateTo = min(diverging.endOffset, mine.endOffset)
+            // Never below the log start: what a snapshot covers is committed, hence the leader's.
+            let truncateTo = max(log.startOffset, min(diverging.endOffset, mine.endOffset))
             log.truncate(toEndOffset: truncateTo)
             pending.append(.truncateLog(toEndOffset: truncateTo))
             sendFetch()

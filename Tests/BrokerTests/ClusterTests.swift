@@ -50,11 +50,15 @@ struct ClusterTests {
     }
 
     static func start(_ node: Node, all: [Node]) async throws -> PetrelBroker {
+        try await PetrelBroker.start(config: try config(node, all: all), logger: logger(node))
+    }
+
+    static func logger(_ node: Node) -> Logger {
         var logger = Logger(label: "test.cluster.\(node.id)")
         let env = ProcessInfo.processInfo.environment
         // In CI the quorum's elections and registrations are logged, so a failure can be read.
         logger.logLevel = env["PETREL_TEST_LOG"] == "2" ? .debug : (env["PETREL_TEST_LOG"] == "1" || env["PETREL_CI"] == "1") ? .info : .warning
-        return try await PetrelBroker.start(config: try config(node, all: all), logger: logger)
+        return logger
     }
 
     static func makeNodes() throws -> [Node] {
@@ -153,12 +157,16 @@ struct ClusterTests {
         }
         #expect(Set(m0.brokers.map(\.nodeId)) == [1, 2, 3])
 
-        // CreateTopics sent to any node (forwarded to the controller when needed).
-        let c = try await RawKafkaConnection(port: nodes[2].port)
-        guard case .createTopics(let created) = try await c.roundTrip(
-            CreateTopicsRequest(topics: [.init(name: "replicated", numPartitions: 1, replicationFactor: 3)], timeoutMs: 5000), version: 7)
-        else { throw TestError("wrong response") }
-        await c.close()
+        // CreateTopics sent to any node (forwarded to the controller when needed). Right after
+        // an election the answer may be a retriable NOT_CONTROLLER: clients retry, so does this.
+        let created = try await Self.eventually(20, "CreateTopics without a retriable error") { () -> CreateTopicsResponse? in
+            let c = try await RawKafkaConnection(port: nodes[2].port)
+            defer { Task { await c.close() } }
+            guard case .createTopics(let created) = try await c.roundTrip(
+                CreateTopicsRequest(topics: [.init(name: "replicated", numPartitions: 1, replicationFactor: 3)], timeoutMs: 5000), version: 7)
+            else { throw TestError("wrong response") }
+            return created.topics.first?.errorCode == KafkaErrorCode.notController.rawValue ? nil : created
+        }
         #expect(created.topics.first?.errorCode == 0, "create: \(created.topics.first?.errorMessage ?? "")")
         guard case .createTopics(let tooBig) = try await RawKafkaConnection(port: nodes[0].port).roundTrip(
             CreateTopicsRequest(topics: [.init(name: "rf4", numPartitions: 1, replicationFactor: 4)], timeoutMs: 5000), version: 7)

@@ -118,7 +118,7 @@ struct Invariants {
             throw simulation.fail("two leaders in epoch \(epoch): \(other) and \(node)")
         }
         leaderOfEpoch[epoch] = node
-        for (offset, entry) in committedLog.enumerated() where log.entry(at: Int64(offset)) != entry {
+        for (offset, entry) in committedLog.enumerated() where Int64(offset) >= log.startOffset && log.entry(at: Int64(offset)) != entry {
             throw simulation.fail("leader \(node) of epoch \(epoch) lacks committed entry \(entry)")
         }
     }
@@ -145,7 +145,7 @@ struct Invariants {
     func checkFinal(_ simulation: Simulation) throws {
         for (i, node) in simulation.nodes.enumerated() {
             guard let node else { continue }
-            for offset in 0..<Int(node.highWatermark) where node.log.entries[offset] != committedLog[offset] {
+            for offset in Int(node.log.startOffset)..<Int(node.highWatermark) where node.log.entry(at: Int64(offset)) != committedLog[offset] {
                 throw simulation.fail("node \(i + 1) offset \(offset) differs from the committed log")
             }
         }

@@ -15,6 +15,8 @@ struct SimulationOptions {
     var healPerMille = 10
     var proposePerMille = 60
     var resignPerMille = 3
+    /// A live node snapshots its committed prefix and drops it from its log.
+    var snapshotPerMille = 4
     var faults = true
 
     static let quiet: SimulationOptions = {
@@ -63,6 +65,8 @@ struct Simulation {
     var blocked: [[Bool]]
     var order: UInt64 = 0
     var steps = 0
+    /// Followers that loaded a leader's snapshot (FetchSnapshot) in this run.
+    var snapshotInstalls = 0
 
     // Invariant state.
     var invariants = Invariants()
@@ -100,7 +104,7 @@ struct Simulation {
         nodeConfig.nodeId = id
         nodeConfig.randomSeed = seed &* 31 &+ UInt64(id) &* 1_000_003 &+ incarnations[i]
         nodes[i] = RaftNode(config: nodeConfig, persisted: disks[i].state, log: disks[i].log, now: now)
-        invariants.highWatermarks[i] = 0  // volatile: recomputed after a restart
+        invariants.highWatermarks[i] = disks[i].log.startOffset  // volatile beyond the snapshot
         note("start \(id) epoch=\(disks[i].state.epoch) voted=\(String(describing: disks[i].state.votedFor)) leo=\(disks[i].log.endOffset)")
     }
 
@@ -194,6 +198,16 @@ struct Simulation {
             if !group.isEmpty { partition(isolating: group) }
         }
         if chance(perMille: options.healPerMille) { heal() }
+        if chance(perMille: options.snapshotPerMille), !liveIds.isEmpty {
+            let id = liveIds[random(liveIds.count)], i = index(id)
+            let node = nodes[i]!
+            if node.highWatermark > node.log.startOffset {
+                let upTo = node.log.startOffset + 1 + Int64(random(Int(node.highWatermark - node.log.startOffset)))
+                nodes[i]!.compact(upTo: upTo)
+                disks[i].log.compact(upTo: upTo)
+                note("snapshot \(id) up to \(upTo)")
+            }
+        }
         if chance(perMille: options.proposePerMille) { try proposeToAnyone() }
         if chance(perMille: options.resignPerMille), let leader = leaders.first {
             try apply(leader, nodes[index(leader)]!.handle(.resign, now: now))
@@ -220,6 +234,7 @@ struct Simulation {
     /// Carries out a node's actions in order, as a driver would, checking them on the way.
     mutating func apply(_ id: NodeID, _ actions: [RaftAction]) throws {
         let i = index(id)
+        var snapshotWanted: (leader: NodeID, snapshot: EpochEndOffset)?
         for action in actions {
             if tracing { note("\(id): \(action)") }
             switch action {
@@ -249,8 +264,33 @@ struct Simulation {
                 note("leader \(id) epoch \(epoch)")
             case .becameFollower, .becameCandidate:
                 break
+            case .fetchSnapshot(let leader, let snapshot):
+                snapshotWanted = (leader, snapshot)
             }
         }
+        if let (leader, snapshot) = snapshotWanted { try transferSnapshot(to: id, from: leader, snapshot) }
+    }
+
+    /// FetchSnapshot, done at once: the leader must be up, reachable and still hold that
+    /// snapshot; otherwise the follower fetches again later.
+    mutating func transferSnapshot(to id: NodeID, from leader: NodeID, _ snapshot: EpochEndOffset) throws {
+        let i = index(id), l = index(leader)
+        guard nodes[l] != nil, !blocked[l][i], !blocked[i][l], disks[l].log.snapshotId == snapshot else {
+            note("snapshot \(snapshot) for \(id) not available at \(leader)")
+            return
+        }
+        let end = Int(snapshot.endOffset)
+        guard end <= invariants.committedLog.count, invariants.committedLog[end - 1].epoch == snapshot.epoch else {
+            throw fail("leader \(leader) serves snapshot \(snapshot) that is not a committed prefix")
+        }
+        let actions = nodes[i]!.installSnapshot(snapshot, now: now)
+        guard nodes[i]!.log.snapshotId == snapshot, nodes[i]!.log.endOffset == snapshot.endOffset else { return }
+        disks[i].log = RaftLog(snapshot: snapshot)
+        disks[i].chain = Array(disks[l].chain[0..<end])
+        invariants.highWatermarks[i] = max(invariants.highWatermarks[i], snapshot.endOffset)
+        snapshotInstalls += 1
+        note("install snapshot \(snapshot) on \(id)")
+        try apply(id, actions)
     }
 
     mutating func note(_ line: String) {

@@ -39,6 +39,28 @@ enum Runs {
         Runs.sweep(seeds: base..<base + 100, nodes: 5, steps: 1000)
     }
 
+    /// Snapshots taken often: followers that fall behind a leader's log start load its snapshot,
+    /// and every invariant (committed prefixes, Log Matching, leader completeness) still holds.
+    @Test(arguments: 0..<2)
+    func frequentSnapshots(chunk: Int) throws {
+        var installs = 0
+        for seed in UInt64(20_000 + chunk * 150)..<UInt64(20_000 + (chunk + 1) * 150) {
+            var options = SimulationOptions()
+            options.snapshotPerMille = 80
+            var simulation = Simulation(seed: seed, options: options)
+            do {
+                try simulation.run(steps: 1500)
+                try simulation.checkLiveness()
+                try simulation.invariants.checkFinal(simulation)
+            } catch {
+                Issue.record("\(error)")
+                return
+            }
+            installs += simulation.snapshotInstalls
+        }
+        #expect(installs > 0, "no follower ever needed a snapshot: the sweep does not exercise FetchSnapshot")
+    }
+
     /// The same seed gives the same run.
     @Test func deterministic() throws {
         let a = try Runs.run(seed: 42, nodes: 3, steps: 1000)

@@ -11,6 +11,12 @@ import Synchronization
 /// fsynced before anything that depends on it), its vote and epoch live in `quorum-state`, its
 /// messages travel as KRaft's Kafka RPCs over the controller listener, and committed entries
 /// are handed to the metadata image in order. Everything runs on one event loop.
+///
+/// Snapshots (KRaft's): after `metadata.log.max.record.bytes.between.snapshots` bytes of applied
+/// entries, the image is written as a snapshot file (MetadataSnapshotFile) and the log entries it
+/// covers are dropped; a follower whose fetch offset is below the leader's log start downloads
+/// the leader's snapshot with FetchSnapshot and continues from its end; a restart loads the
+/// newest snapshot, then the log after it.
 final class QuorumDriver: Sendable {
     struct Voter: Sendable {
         var id: Int32
@@ -35,6 +41,26 @@ final class QuorumDriver: Sendable {
     /// The offset up to which the image holds the committed log (exclusive).
     private let imageApplied = Atomic<Int64>(0)
     private let core: Mutex<Core>
+    /// Snapshots: the size that triggers one, the image to write, and the way to replace the
+    /// image with a downloaded one (both used on the apply loop).
+    private let snapshotBytes: Int64
+    private let currentImage: @Sendable () -> MetadataImage
+    /// (image, downloaded from the leader rather than read at start-up)
+    private let installImage: @Sendable (MetadataImage, Bool) -> Void
+    private let snapshotState = Mutex(SnapshotState())
+    /// The snapshot found at start-up, loaded into the image by `start()`.
+    private let initialSnapshot: (id: EpochEndOffset, records: [MetadataRecord])?
+    private let snapshotQueue = DispatchQueue(label: "petrel.metadata-snapshots")
+
+    private struct SnapshotState {
+        /// Payload bytes applied since the last snapshot.
+        var bytesSinceSnapshot: Int64 = 0
+        var writing = false
+        /// A FetchSnapshot download in progress.
+        var downloading: EpochEndOffset?
+        var written = 0
+        var installed = 0
+    }
 
     private struct Waiter {
         var epoch: Int32
@@ -71,8 +97,13 @@ final class QuorumDriver: Sendable {
 
     init(nodeId: Int32, voters: [Voter], clusterId: String, config: RaftConfig, log: LogStorage.PartitionLog, stateFile: String,
          loop: EventLoop, applyLoop: EventLoop, peers: PeerDirectory, requestTimeoutMs: Int, logger: Logger,
+         snapshotBytes: Int, currentImage: @escaping @Sendable () -> MetadataImage,
+         installImage: @escaping @Sendable (MetadataImage, Bool) -> Void,
          apply: @escaping @Sendable ([MetadataRecord], Int64) -> Void) throws {
         self.applyLoop = applyLoop
+        self.snapshotBytes = Int64(max(1, snapshotBytes))
+        self.currentImage = currentImage
+        self.installImage = installImage
         self.nodeId = nodeId
         self.voters = voters
         self.clusterId = clusterId
@@ -84,15 +115,34 @@ final class QuorumDriver: Sendable {
         self.apply = apply
         self.requestTimeout = .milliseconds(Int64(requestTimeoutMs))
         let persisted = try Self.readState(stateFile)
-        let entries = try Self.readEntries(log)
-        let node = RaftNode(config: config, persisted: persisted, log: RaftLog(entries), now: MetadataManager.monotonicMs())
-        self.core = Mutex(Core(node: node))
-        logger.info("metadata quorum: node \(nodeId) of voters \(voters.map(\.id)), epoch \(persisted.epoch), \(entries.count) log entries")
+        let snapshot = try Self.loadNewestSnapshot(in: log.directory, logger: logger)
+        let start = snapshot?.id.endOffset ?? 0
+        if log.logStartOffset > start {
+            throw BrokerStartError("the metadata log \(log.directory) starts at offset \(log.logStartOffset) but no readable snapshot covers the entries below it; remove the directory to rejoin the cluster empty (the leader sends a snapshot)")
+        }
+        if log.logEndOffset < start {
+            // The snapshot was downloaded, the crash came before the log was reset.
+            try log.truncateFullyAndStartAt(start)
+        }
+        let entries = try Self.readEntries(log, from: start)
+        let node = RaftNode(config: config, persisted: persisted, log: RaftLog(entries, snapshot: snapshot?.id), now: MetadataManager.monotonicMs())
+        var core = Core(node: node)
+        core.applied = start
+        self.core = Mutex(core)
+        self.initialSnapshot = snapshot
+        let after = snapshot.map { " after snapshot \(MetadataSnapshotFile.name($0.id)) (\($0.records.count) records)" } ?? ""
+        logger.info("metadata quorum: node \(nodeId) of voters \(voters.map(\.id)), epoch \(persisted.epoch), \(entries.count) log entries\(after)")
     }
 
     // MARK: lifecycle
 
     func start() {
+        if let (id, records) = initialSnapshot {
+            applyLoop.execute { [self] in
+                installImage(MetadataImage.fromSnapshot(records, offset: id.endOffset - 1), false)
+                imageApplied.store(id.endOffset, ordering: .releasing)
+            }
+        }
         loop.execute { [self] in
             locked { c in
                 let actions = c.node.handle(.tick, now: MetadataManager.monotonicMs())
@@ -269,6 +319,8 @@ final class QuorumDriver: Sendable {
                 c.leaderStartOffset = nil
                 failWaiters(core: &c, leader: nil)
                 logger.info("metadata quorum: standing for election in epoch \(epoch)")
+            case .fetchSnapshot(let leader, let snapshot):
+                downloadSnapshot(snapshot, from: leader, epoch: c.node.epoch)
             }
         }
         if c.node.role != .leader, c.leaderStartOffset != nil {
@@ -294,7 +346,7 @@ final class QuorumDriver: Sendable {
                 }
             }
             let waiter = c.waiters.removeValue(forKey: entry.offset)
-            let offset = entry.offset, ok = waiter?.epoch == entry.epoch
+            let offset = entry.offset, ok = waiter?.epoch == entry.epoch, epoch = entry.epoch, bytes = entry.payload.count
             let apply = self.apply, applyLoop = self.applyLoop
             // Queued in log order (deferred work runs in order on this loop, and the apply loop
             // runs its tasks in order); a proposal completes once the image holds it.
@@ -302,6 +354,7 @@ final class QuorumDriver: Sendable {
                 applyLoop.execute { [self] in
                     if let records { apply(records, offset) }
                     imageApplied.store(offset + 1, ordering: .releasing)
+                    if records != nil { noteApplied(offset: offset, epoch: epoch, bytes: bytes) }
                     if let waiter {
                         if ok { waiter.promise.succeed(offset) } else { waiter.promise.fail(NotControllerError(leaderId: nil)) }
                     }
@@ -367,18 +420,199 @@ final class QuorumDriver: Sendable {
         }
     }
 
+    // MARK: snapshots
+
+    /// On the apply loop, after the entry at `offset` is in the image: once enough bytes went by,
+    /// writes the image as a snapshot (in the background), then drops the log entries it covers.
+    private func noteApplied(offset: Int64, epoch: Int32, bytes: Int) {
+        let due = snapshotState.withLock { s -> Bool in
+            s.bytesSinceSnapshot += Int64(bytes)
+            guard s.bytesSinceSnapshot >= snapshotBytes, !s.writing, s.downloading == nil else { return false }
+            s.writing = true
+            s.bytesSinceSnapshot = 0
+            return true
+        }
+        guard due else { return }
+        let image = currentImage()
+        let id = EpochEndOffset(epoch: epoch, endOffset: offset + 1)
+        snapshotQueue.async { [self] in writeSnapshot(image, id: id) }
+    }
+
+    private func writeSnapshot(_ image: MetadataImage, id: EpochEndOffset) {
+        let records = image.snapshotRecords()
+        do {
+            let bytes = try MetadataSnapshotFile.encode(records, id: id, timestamp: Int64(Date().timeIntervalSince1970 * 1000))
+            try MetadataSnapshotFile.write(bytes, id: id, in: log.directory)
+            logger.info("metadata quorum: wrote snapshot \(MetadataSnapshotFile.name(id)) (\(records.count) records, \(bytes.readableBytes) bytes); the log entries below offset \(id.endOffset) are dropped")
+        } catch {
+            logger.error("metadata quorum: cannot write snapshot \(MetadataSnapshotFile.name(id)) in \(log.directory): \(error); the metadata log keeps growing until a snapshot succeeds (check disk space and permissions)")
+            snapshotState.withLock { $0.writing = false }
+            return
+        }
+        loop.execute { [self] in
+            locked { c in c.node.compact(upTo: id.endOffset) }
+            do {
+                // Entries below the snapshot leave the disk too (whole segments; the one holding
+                // the snapshot's end stays until the next snapshot).
+                _ = log.updateHighWatermark(id.endOffset)
+                if let active = log.segmentBaseOffsets.last, active < id.endOffset, log.logEndOffset > active { try log.roll() }
+                _ = try log.deleteRecords(before: id.endOffset)
+                _ = try log.removeDeletedFiles()
+            } catch {
+                logger.warning("metadata quorum: cannot delete metadata log segments below \(id.endOffset) in \(log.directory): \(error)")
+            }
+            // The previous snapshot stays for a follower that may be downloading it.
+            MetadataSnapshotFile.clean(in: log.directory, keep: 2)
+            snapshotState.withLock {
+                $0.writing = false
+                $0.written += 1
+            }
+        }
+    }
+
+    /// Snapshots written and downloaded since start-up (tests and logs).
+    var snapshotCounts: (written: Int, installed: Int) { snapshotState.withLock { ($0.written, $0.installed) } }
+
+    /// The newest snapshot in `directory` that reads back whole; a corrupt newer one is set aside.
+    static func loadNewestSnapshot(in directory: String, logger: Logger) throws -> (id: EpochEndOffset, records: [MetadataRecord])? {
+        MetadataSnapshotFile.clean(in: directory, keep: Int.max)
+        for id in MetadataSnapshotFile.list(in: directory).reversed() {
+            do {
+                let records = try MetadataSnapshotFile.decode(try MetadataSnapshotFile.read(id, in: directory))
+                return (id, records)
+            } catch {
+                let path = MetadataSnapshotFile.path(id, in: directory)
+                logger.error("metadata quorum: snapshot \(path) is unreadable (\(error)); renamed to .corrupt, trying an older one")
+                _ = rename(path, path + ".corrupt")
+            }
+        }
+        return nil
+    }
+
+    /// Follower: downloads `snapshot` from the leader with FetchSnapshot, writes it, resets the
+    /// log to start at its end, installs it in the quorum state and the image.
+    private func downloadSnapshot(_ snapshot: EpochEndOffset, from leader: Int32, epoch: Int32) {
+        let start = snapshotState.withLock { s -> Bool in
+            guard s.downloading == nil else { return false }
+            s.downloading = snapshot
+            return true
+        }
+        guard start, let voter = voters.first(where: { $0.id == leader }) else { return }
+        logger.info("metadata quorum: this node's log ends below leader \(leader)'s log start; fetching its snapshot \(MetadataSnapshotFile.name(snapshot))")
+        let connection = peers.connection(to: leader, host: voter.host, port: voter.port, purpose: "controller")
+        var collected = ByteBuffer()
+        func finish(_ failure: String?) {
+            if let failure { logger.warning("metadata quorum: snapshot download from node \(leader) failed: \(failure); fetching again") }
+            snapshotState.withLock { $0.downloading = nil }
+        }
+        func fetch(position: Int64) {
+            let request = RaftWire.fetchSnapshotRequest(snapshot, position: position, epoch: epoch, clusterId: clusterId, replicaId: nodeId)
+            connection.send(request, version: RaftWire.fetchSnapshotVersion, timeout: requestTimeout).hop(to: loop).whenComplete { [self] result in
+                switch result {
+                case .failure(let error):
+                    finish("\(error)")
+                case .success(let response):
+                    guard case .fetchSnapshot(let r) = response, r.errorCode == 0,
+                          let p = r.topics.first?.partitions.first else { return finish("unexpected answer \(response)") }
+                    guard p.errorCode == 0 else { return finish("error \(KafkaErrorCode(rawValue: p.errorCode).map { "\($0)" } ?? "\(p.errorCode)")") }
+                    guard p.position == position, p.size >= 0, position + Int64(p.unalignedRecords.readableBytes) <= p.size else {
+                        return finish("chunk at \(p.position) of \(p.size) bytes does not continue at \(position)")
+                    }
+                    var chunk = p.unalignedRecords
+                    collected.writeBuffer(&chunk)
+                    let next = position + Int64(p.unalignedRecords.readableBytes)
+                    if next < p.size {
+                        guard p.unalignedRecords.readableBytes > 0 else { return finish("empty chunk at \(position)") }
+                        return fetch(position: next)
+                    }
+                    let bytes = collected
+                    snapshotQueue.async { [self] in
+                        do {
+                            let records = try MetadataSnapshotFile.decode(bytes)
+                            try MetadataSnapshotFile.write(bytes, id: snapshot, in: log.directory)
+                            loop.execute { [self] in
+                                install(snapshot, records: records)
+                                finish(nil)
+                            }
+                        } catch {
+                            loop.execute { finish("\(error)") }
+                        }
+                    }
+                }
+            }
+        }
+        fetch(position: 0)
+    }
+
+    private func install(_ snapshot: EpochEndOffset, records: [MetadataRecord]) {
+        locked { c in
+            guard !c.stopped, c.node.acceptsSnapshot(snapshot) else { return }
+            do { try log.truncateFullyAndStartAt(snapshot.endOffset) } catch {
+                fatalDisk("cannot reset the metadata log \(log.directory) to start at snapshot \(snapshot.endOffset): \(error)")
+            }
+            let actions = c.node.installSnapshot(snapshot, now: MetadataManager.monotonicMs())
+            if c.applied < snapshot.endOffset {
+                c.applied = snapshot.endOffset
+                let image = MetadataImage.fromSnapshot(records, offset: snapshot.endOffset - 1)
+                c.deferred.append { [self] in
+                    applyLoop.execute { [self] in
+                        installImage(image, true)
+                        imageApplied.store(snapshot.endOffset, ordering: .releasing)
+                    }
+                }
+            }
+            snapshotState.withLock {
+                $0.installed += 1
+                $0.bytesSinceSnapshot = 0
+            }
+            logger.notice("metadata quorum: installed snapshot \(MetadataSnapshotFile.name(snapshot)) from the leader (\(records.count) records); fetching the log from offset \(snapshot.endOffset)")
+            perform(actions, core: &c)
+        }
+        MetadataSnapshotFile.clean(in: log.directory, keep: 2)
+    }
+
+    /// Leader: a chunk of snapshot `id` for a follower's FetchSnapshot.
+    func serveSnapshot(_ id: EpochEndOffset, position: Int64, maxBytes: Int, currentLeaderEpoch: Int32) -> EventLoopFuture<KafkaProtocol.FetchSnapshotResponse.PartitionSnapshot> {
+        loop.submit { [self] in
+            let (role, epoch, leader) = locked { c in (c.node.role, c.node.epoch, c.node.role == .leader ? nodeId : c.node.leaderId) }
+            var p = KafkaProtocol.FetchSnapshotResponse.PartitionSnapshot()
+            p.index = 0
+            p.snapshotId = .init(endOffset: id.endOffset, epoch: id.epoch)
+            p.currentLeader = .init(leaderId: leader ?? -1, leaderEpoch: epoch)
+            if currentLeaderEpoch < epoch {
+                p.errorCode = KafkaErrorCode.fencedLeaderEpoch.rawValue
+            } else if currentLeaderEpoch > epoch {
+                p.errorCode = KafkaErrorCode.unknownLeaderEpoch.rawValue
+            } else if role != .leader {
+                p.errorCode = KafkaErrorCode.notLeaderOrFollower.rawValue
+            } else if let bytes = try? MetadataSnapshotFile.read(id, in: log.directory) {
+                p.size = Int64(bytes.readableBytes)
+                p.position = position
+                if position < 0 || position > p.size {
+                    p.errorCode = RaftWire.positionOutOfRange
+                } else {
+                    let length = min(Int(p.size - position), max(1, maxBytes))
+                    p.unalignedRecords = bytes.getSlice(at: bytes.readerIndex + Int(position), length: length) ?? ByteBuffer()
+                }
+            } else {
+                p.errorCode = KafkaErrorCode.snapshotNotFound.rawValue
+            }
+            return p
+        }
+    }
+
     // MARK: durable state
 
-    static func readEntries(_ log: LogStorage.PartitionLog) throws -> [MetadataQuorum.LogEntry] {
+    static func readEntries(_ log: LogStorage.PartitionLog, from start: Int64) throws -> [MetadataQuorum.LogEntry] {
         var entries = [MetadataQuorum.LogEntry]()
-        var offset = log.logStartOffset
+        var offset = max(start, log.logStartOffset)
         let end = log.logEndOffset
         while offset < end {
             let read = try log.read(from: offset, maxBytes: 8 * 1024 * 1024, upTo: end, minOneBatch: true)
             guard read.records.readableBytes > 0 else { break }
             let decoded = try RaftWire.decodeEntries(read.records)
             guard let last = decoded.last else { break }
-            for e in decoded where e.offset == Int64(entries.count) { entries.append(e) }
+            for e in decoded where e.offset == start + Int64(entries.count) { entries.append(e) }
             offset = last.offset + 1
         }
         return entries

@@ -11,6 +11,10 @@ enum RaftWire {
     static let beginVersion: Int16 = 1
     static let endVersion: Int16 = 1
     static let fetchVersion: Int16 = 12
+    static let fetchSnapshotVersion: Int16 = 0
+    /// POSITION_OUT_OF_RANGE (FetchSnapshot's position is beyond the snapshot's size); the
+    /// errors table in this tree has no entry for it, so the raw code.
+    static let positionOutOfRange: Int16 = 99
     /// KIP-996's PreVote flag. The Vote spec in this tree (v0–1) predates it, so Petrel carries
     /// it as a tagged field of the partition data; a node that does not know the tag ignores it.
     static let preVoteTag: UInt32 = 0x5045
@@ -68,6 +72,20 @@ enum RaftWire {
         request.maxWaitMs = 0
         request.minBytes = 0
         request.topics = [.init(topic: topic, partitions: [p])]
+        return request
+    }
+
+    static func fetchSnapshotRequest(_ id: EpochEndOffset, position: Int64, epoch: Int32, clusterId: String, replicaId: Int32) -> KafkaProtocol.FetchSnapshotRequest {
+        var p = KafkaProtocol.FetchSnapshotRequest.PartitionSnapshot()
+        p.partition = 0
+        p.currentLeaderEpoch = epoch
+        p.snapshotId = .init(endOffset: id.endOffset, epoch: id.epoch)
+        p.position = position
+        var request = KafkaProtocol.FetchSnapshotRequest()
+        request.clusterId = clusterId
+        request.replicaId = replicaId
+        request.maxBytes = 1024 * 1024
+        request.topics = [.init(name: topic, partitions: [p])]
         return request
     }
 
@@ -131,6 +149,7 @@ enum RaftWire {
             p.highWatermark = r.highWatermark ?? -1
             p.currentLeader = .init(leaderId: r.leaderId ?? -1, leaderEpoch: r.leaderEpoch)
             if let d = r.divergingEpoch { p.divergingEpoch = .init(epoch: d.epoch, endOffset: d.endOffset) }
+            if let id = r.snapshotId { p.snapshotId = .init(endOffset: id.endOffset, epoch: id.epoch) }
             // The request's position, echoed so the fetcher drops stale answers.
             var echo = ByteBuffer()
             echo.writeInteger(r.fetchOffset)
@@ -171,12 +190,14 @@ enum RaftWire {
                 lastFetchedEpoch = e
             }
             let diverging = p.divergingEpoch.epoch >= 0 ? EpochEndOffset(epoch: p.divergingEpoch.epoch, endOffset: p.divergingEpoch.endOffset) : nil
+            let snapshot = p.snapshotId.endOffset > 0 && p.snapshotId.epoch >= 0
+                ? EpochEndOffset(epoch: p.snapshotId.epoch, endOffset: p.snapshotId.endOffset) : nil
             return .fetchResponse(.init(
                 errorCode: QuorumError(rawValue: p.errorCode) ?? .notLeaderOrFollower,
                 leaderEpoch: p.currentLeader.leaderEpoch, leaderId: p.currentLeader.leaderId >= 0 ? p.currentLeader.leaderId : nil,
                 fetchOffset: fetchOffset, lastFetchedEpoch: lastFetchedEpoch,
                 highWatermark: p.highWatermark >= 0 ? p.highWatermark : nil, divergingEpoch: diverging,
-                entries: try decodeEntries(p.records)))
+                entries: try decodeEntries(p.records), snapshotId: snapshot))
         default:
             return nil
         }

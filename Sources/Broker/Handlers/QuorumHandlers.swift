@@ -30,6 +30,30 @@ extension RequestRouter {
         return .deferred(future.hop(to: context.eventLoop))
     }
 
+    /// FetchSnapshot: a follower downloads the leader's metadata snapshot, chunk by chunk.
+    func handleFetchSnapshot(_ request: FetchSnapshotRequest, _ context: RequestContext) -> HandlerResult {
+        guard let cluster = broker.cluster else {
+            context.logger.warning("FetchSnapshot, but this node runs as a single-node cluster (no controller.quorum.voters)")
+            return .response(.fetchSnapshot(FetchSnapshotResponse(errorCode: KafkaErrorCode.clusterAuthorizationFailed.rawValue)))
+        }
+        if let id = request.clusterId, id != broker.clusterId {
+            context.logger.warning("FetchSnapshot from node \(request.replicaId) of cluster \(id), but this is cluster \(broker.clusterId)")
+            return .response(.fetchSnapshot(FetchSnapshotResponse(errorCode: KafkaErrorCode.inconsistentClusterId.rawValue)))
+        }
+        guard request.topics.count == 1, request.topics[0].name == RaftWire.topic,
+              request.topics[0].partitions.count == 1, let p = request.topics[0].partitions.first, p.partition == 0 else {
+            return .response(.fetchSnapshot(FetchSnapshotResponse(errorCode: KafkaErrorCode.invalidRequest.rawValue)))
+        }
+        let id = EpochEndOffset(epoch: p.snapshotId.epoch, endOffset: p.snapshotId.endOffset)
+        let future = cluster.driver.serveSnapshot(id, position: p.position, maxBytes: Int(max(1, request.maxBytes)),
+                                                  currentLeaderEpoch: p.currentLeaderEpoch).map { partition -> KafkaResponse in
+            var response = FetchSnapshotResponse()
+            response.topics = [.init(name: RaftWire.topic, partitions: [partition])]
+            return .fetchSnapshot(response)
+        }
+        return .deferred(future.hop(to: context.eventLoop))
+    }
+
     func handleBrokerRegistration(_ request: BrokerRegistrationRequest, _ context: RequestContext) -> HandlerResult {
         guard let cluster = broker.cluster, cluster.isActiveController else {
             return .response(.brokerRegistration(BrokerRegistrationResponse(errorCode: KafkaErrorCode.notController.rawValue)))

@@ -88,6 +88,13 @@ final class MetadataManager: Sendable {
         applyCommitted(records, offset: offset)
     }
 
+    /// Replaces the image with one loaded from a metadata snapshot and tells the broker (which
+    /// compares it with what it runs, as after any change).
+    func installSnapshotImage(_ snapshot: MetadataImage) {
+        image.withLock { $0 = snapshot }
+        onChange(snapshot)
+    }
+
     /// Applies committed records to the image and tells the broker (every node, in log order).
     func applyCommitted(_ records: [MetadataRecord], offset: Int64) {
         let updated = image.withLock { img -> MetadataImage in

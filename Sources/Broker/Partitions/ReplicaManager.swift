@@ -11,7 +11,7 @@ final class ReplicaManager: Sendable {
     let nodeId: Int32
     let delayedFetches = DelayedFetches()
     private let partitions = Mutex<[TopicPartition: Partition]>([:])
-    private let logs: LogManager
+    let logs: LogManager
     private let metrics: BrokerMetrics
     private let settingsFor: @Sendable ([String: String]) -> PartitionSettings
     private let logConfigFor: @Sendable ([String: String]) -> LogConfig
@@ -100,6 +100,27 @@ final class ReplicaManager: Sendable {
 }
 
 extension ReplicaManager {
+    /// After a metadata snapshot from the leader replaced the image: logs on this disk of
+    /// partitions the cluster no longer places here (their topic was deleted, or the replica
+    /// moved, while this node was away and the records saying so were compacted into the
+    /// snapshot) are deleted, as Kafka deletes stray replicas.
+    func deleteStrayLogs(_ image: MetadataImage) {
+        let hosted = partitions.withLock { Set($0.keys) }
+        for tp in logs.topicPartitions where tp != LocalMetadataLog.topicPartition && !hosted.contains(tp) {
+            let placed = image.topics[tp.topic]?.partitions.first { $0.partition == tp.partition }?.replicas.contains(nodeId) ?? false
+            guard !placed else { continue }
+            do {
+                try logs.deleteLog(tp)
+                metrics.removeLogSize(topic: tp.topic, partition: tp.partition)
+                logger.notice("deleted stray log \(tp): the metadata snapshot from the controller no longer places it on this broker",
+                              metadata: ["topic": "\(tp.topic)", "partition": "\(tp.partition)"])
+            } catch {
+                logger.error("could not delete stray log \(tp): \(error); remove its directory by hand",
+                             metadata: ["topic": "\(tp.topic)", "partition": "\(tp.partition)"])
+            }
+        }
+    }
+
     /// Called once the runtime exists: in a cluster, starts the leader's ISR checks.
     func attach(runtime: BrokerRuntime) {
         runtimeBox.set(runtime)

@@ -96,6 +96,12 @@ public final class PetrelBroker: Sendable {
                 clusterId: clusterId, config: raft, log: metadataPartitionLog, stateFile: stateFile, loop: clusterGroup.next(),
                 applyLoop: applyGroup.next(),
                 peers: peers, requestTimeoutMs: config.quorumRequestTimeoutMs, logger: logger,
+                snapshotBytes: config.metadataLogMaxRecordBytesBetweenSnapshots,
+                currentImage: { metadata.current() },
+                installImage: { image, fromLeader in
+                    metadata.installSnapshotImage(image)
+                    if fromLeader { replicas.deleteStrayLogs(image) }
+                },
                 apply: { records, offset in metadata.applyCommitted(records, offset: offset) })
             metadata.setStore(QuorumMetadataStore(driver: driver))
             let node = ClusterNode(nodeId: config.nodeID, driver: driver, peers: peers, metadata: metadata, config: config,

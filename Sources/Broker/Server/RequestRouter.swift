@@ -23,7 +23,7 @@ final class RequestRouter: Sendable {
             .offsetFetch, .listGroups, .describeGroups, .deleteGroups, .offsetDelete,
             // The cluster's own RPCs (controller listener) and the quorum's description.
             .vote, .beginQuorumEpoch, .endQuorumEpoch, .brokerRegistration, .brokerHeartbeat, .alterPartition,
-            .describeQuorum, .electLeaders, .allocateProducerIds, .offsetForLeaderEpoch,
+            .describeQuorum, .electLeaders, .allocateProducerIds, .offsetForLeaderEpoch, .fetchSnapshot,
         ]
         // Record batches v2 (magic 2) need Produce v3+ and Fetch v4+; Kafka 4 dropped the older
         // versions too, and with them the legacy message-set formats.
@@ -79,6 +79,8 @@ final class RequestRouter: Sendable {
                 return handleQuorumRequest(request, context)
             case .fetch(let r) where RaftWire.isMetadataFetch(r):
                 return handleQuorumRequest(request, context)
+            case .fetchSnapshot(let r):
+                return handleFetchSnapshot(r, context)
             default:
                 break
             }
@@ -156,6 +158,7 @@ final class RequestRouter: Sendable {
         case .describeQuorum(let r): return .response(.describeQuorum(handleDescribeQuorum(r, context)))
         case .electLeaders(let r): return .response(.electLeaders(handleElectLeaders(r, context)))
         case .vote, .beginQuorumEpoch, .endQuorumEpoch: return handleQuorumRequest(request, context)
+        case .fetchSnapshot(let r): return handleFetchSnapshot(r, context)
         default:
             context.logger.warning("\(context.apiKey.name) is not implemented by this broker; answering UNSUPPORTED_VERSION")
             return .response(.errorResponse(apiKey: context.apiKey, version: context.apiVersion, errorCode: KafkaErrorCode.unsupportedVersion.rawValue))
