@@ -157,6 +157,23 @@ struct ClusterTests {
         }
         #expect(Set(m0.brokers.map(\.nodeId)) == [1, 2, 3])
 
+        // The cluster's own RPCs belong to the controller listener: a client listener neither
+        // advertises nor serves them (a client cannot vote or register a broker).
+        let client = try await RawKafkaConnection(port: nodes[0].port)
+        guard case .apiVersions(let clientApis) = try await client.roundTrip(ApiVersionsRequest(), version: 3),
+              case .vote(let vote) = try await client.roundTrip(
+                RaftWire.voteRequest(.init(candidateEpoch: 99, candidateId: 2, lastOffsetEpoch: 99, lastOffset: 1000), clusterId: "x", voterId: 1),
+                version: RaftWire.voteVersion)
+        else { throw TestError("wrong response") }
+        await client.close()
+        #expect(!clientApis.apiKeys.contains { $0.apiKey == ApiKey.vote.rawValue || $0.apiKey == ApiKey.brokerRegistration.rawValue })
+        #expect(clientApis.apiKeys.contains { $0.apiKey == ApiKey.describeQuorum.rawValue })
+        #expect(vote.errorCode == KafkaErrorCode.unsupportedVersion.rawValue)
+        let controller = try await RawKafkaConnection(port: nodes[0].controllerPort)
+        guard case .apiVersions(let controllerApis) = try await controller.roundTrip(ApiVersionsRequest(), version: 3) else { throw TestError("wrong response") }
+        await controller.close()
+        #expect(controllerApis.apiKeys.contains { $0.apiKey == ApiKey.vote.rawValue })
+
         // CreateTopics sent to any node (forwarded to the controller when needed). Right after
         // an election the answer may be a retriable NOT_CONTROLLER: clients retry, so does this.
         let created = try await Self.eventually(20, "CreateTopics without a retriable error") { () -> CreateTopicsResponse? in

@@ -131,7 +131,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     private func handleUndecodable(context: ChannelHandlerContext, prefix: RequestHeaderPrefix?, error: Error) {
         if let prefix, prefix.apiKey == ApiKey.apiVersions.rawValue,
            !ApiKey.apiVersions.validVersions.contains(prefix.apiVersion) {
-            var response = router.apiVersionsResponse()
+            var response = router.apiVersionsResponse(listener: listenerName)
             response.errorCode = KafkaErrorCode.unsupportedVersion.rawValue
             write(context: context, response: .apiVersions(response), version: 0, correlationId: prefix.correlationId)
             return

@@ -43,9 +43,19 @@ final class RequestRouter: Sendable {
         self.metrics = metrics
     }
 
-    func apiVersionsResponse() -> ApiVersionsResponse {
+    /// The cluster's own RPCs: served on the controller listener only (as KRaft's controllers
+    /// do), never to a client that reached a broker listener; ApiVersions there does not list them.
+    static let controllerOnly: Set<ApiKey> = [
+        .vote, .beginQuorumEpoch, .endQuorumEpoch, .fetchSnapshot, .brokerRegistration, .brokerHeartbeat,
+        .alterPartition, .allocateProducerIds,
+    ]
+
+    /// The APIs served on `listener` (all of them when nil, or on the controller listener).
+    func apiVersionsResponse(listener: String? = nil) -> ApiVersionsResponse {
+        let clientListener = listener.map { !isControllerListener($0) } ?? false
         var response = ApiVersionsResponse()
-        response.apiKeys = Self.supported.keys.sorted { $0.rawValue < $1.rawValue }.map { api in
+        response.apiKeys = Self.supported.keys.filter { !(clientListener && Self.controllerOnly.contains($0)) }
+            .sorted { $0.rawValue < $1.rawValue }.map { api in
             let range = Self.supported[api]!
             return .init(apiKey: api.rawValue, minVersion: range.lowerBound, maxVersion: range.upperBound)
         }
@@ -65,6 +75,11 @@ final class RequestRouter: Sendable {
         .describeQuorum,
     ]
 
+    func isControllerListener(_ name: String) -> Bool {
+        guard let broker = brokerProvider.get() else { return false }
+        return broker.config.controllerListenerNames.contains { $0.caseInsensitiveCompare(name) == .orderedSame }
+    }
+
     func handle(_ request: KafkaRequest, context: RequestContext) -> HandlerResult {
         guard let broker = brokerProvider.get() else {
             return .response(.errorResponse(apiKey: context.apiKey, version: context.apiVersion, errorCode: KafkaErrorCode.brokerNotAvailable.rawValue))
@@ -73,11 +88,16 @@ final class RequestRouter: Sendable {
             context.logger.warning("\(context.apiKey.name) v\(context.apiVersion) is not supported (supported: \(range)); answering UNSUPPORTED_VERSION")
             return .response(.errorResponse(apiKey: context.apiKey, version: context.apiVersion, errorCode: KafkaErrorCode.unsupportedVersion.rawValue))
         }
+        let onControllerListener = isControllerListener(context.listenerName)
+        if Self.controllerOnly.contains(context.apiKey), !onControllerListener {
+            context.logger.warning("\(context.apiKey.name) arrived on listener \(context.listenerName), but the cluster's own RPCs are served on the controller listener only (controller.listener.names=\(broker.config.controllerListenerNames.joined(separator: ","))); answering UNSUPPORTED_VERSION")
+            return .response(.errorResponse(apiKey: context.apiKey, version: context.apiVersion, errorCode: KafkaErrorCode.unsupportedVersion.rawValue))
+        }
         if let cluster = broker.cluster {
             switch request {
             case .vote, .beginQuorumEpoch, .endQuorumEpoch:
                 return handleQuorumRequest(request, context)
-            case .fetch(let r) where RaftWire.isMetadataFetch(r):
+            case .fetch(let r) where RaftWire.isMetadataFetch(r) && onControllerListener:
                 return handleQuorumRequest(request, context)
             case .fetchSnapshot(let r):
                 return handleFetchSnapshot(r, context)
