@@ -67,6 +67,9 @@ extension RequestRouter {
             for (i, code) in codes.enumerated() where code != .none {
                 let (t, p) = positions[i]
                 answer.responses[t].partitionResponses[p].errorCode = code.code
+                // Kafka's error answers carry no offsets: nothing was acknowledged.
+                answer.responses[t].partitionResponses[p].baseOffset = -1
+                answer.responses[t].partitionResponses[p].logAppendTimeMs = -1
                 logger.warning("acks=all produce to \(answer.responses[t].name)-\(answer.responses[t].partitionResponses[p].index) not confirmed by the ISR: \(code.name)")
             }
             return .produce(answer)
