@@ -12,8 +12,10 @@ no pass/fail on timings (exit status 1 only when a run could not be completed).
         confluent-kafka wheel, as scripts/bench/*.sh) writes --records records as fast as it goes
         with acks=all, then acks=1 (records/s, MB/s; the count checked against the high
         watermark); then a confluent-kafka producer paced at half the acks=all rate gives the
-        produce latency p50/p99 (send -> delivery callback); then the acks=all kcat run on a 1-node
-        cluster with RF=1 and the ratio.  --client python uses confluent-kafka for the max runs
+        produce latency p50/p99 (send -> delivery callback), and `petrel perf produce` (the Swift client,
+        which keeps up at rates Python cannot) at the same rate; then the acks=all kcat run on a 1-node
+        cluster with RF=1 and the ratio; then the same kcat run against Tansu 0.6.0 (one node, its
+        memory storage: the peer broker) and the ratios.  --client python uses confluent-kafka for the max runs
         too (then Python's per-record work is usually the limit).
 
 Both start their own clusters on free ports (command lines from scripts/interop/broker.sh) and
@@ -36,7 +38,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, ClusterError, log, petrel_bin  # noqa: E402
+from cluster import Cluster, ClusterError, accepts, free_base_ports, log, petrel_bin  # noqa: E402
 from workload import NumberedProducer  # noqa: E402
 
 
@@ -200,6 +202,68 @@ def kcat_run(c: Cluster, label: str, topic: str, partitions: int, acks: str, pat
     return row
 
 
+class Tansu:
+    """Tansu 0.6.0 (the peer broker), one node, memory storage, started with scripts/interop/broker.sh's
+    command line; stopped on exit."""
+
+    def __init__(self):
+        port, _ = free_base_ports(1)
+        self.bootstrap = f"127.0.0.1:{port}"
+        self.dir = tempfile.mkdtemp(prefix="petrel-bench-tansu.")
+        here = os.path.dirname(os.path.abspath(__file__))
+        argv = subprocess.run(["bash", os.path.join(here, "..", "interop", "broker.sh"), "argv", "tansu", str(port), self.dir],
+                              check=True, capture_output=True, text=True).stdout.splitlines()
+        self.log = open(os.path.join(self.dir, "tansu.log"), "wb")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while not accepts(port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise ClusterError(f"tansu did not start (see {self.dir}/tansu.log)")
+            time.sleep(0.1)
+
+    def create_topic(self, topic: str, partitions: int) -> None:
+        from confluent_kafka.admin import AdminClient, NewTopic
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def perf_run(c: Cluster, label: str, topic: str, acks: str, records: int, size: int, rate: float, timeout: float) -> dict:
+    """The Swift client (`petrel perf produce`, HdrHistogram) at a fixed rate: records/s and the
+    latency from send to acknowledgement, every 10th record timed."""
+    argv = [petrel_bin(), "perf", "produce", "--bootstrap-server", c.bootstrap, "--topic", topic,
+            "--num-records", str(records), "--record-size", str(size), "--throughput", f"{rate:.0f}",
+            "--latency-every", "10", "--report-interval-ms", "0", "--producer-props", f"acks={acks}", "linger.ms=5"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    row = {"run": label, "client": "petrel perf", "records": records, "failed": 0 if out.returncode == 0 else records,
+           "undelivered": 0, "seconds": float("nan"), "rec_s": 0.0, "mb_s": 0.0, "p50_ms": float("nan"),
+           "p99_ms": float("nan")}
+    import re
+    m = re.search(r"([\d.]+) records/sec \(([\d.]+) MB/sec\).*?([\d.]+) ms 50th, [\d.]+ ms 95th, ([\d.]+) ms 99th", out.stdout)
+    if m:
+        row.update(rec_s=float(m.group(1)), mb_s=float(m.group(2)), p50_ms=float(m.group(3)), p99_ms=float(m.group(4)))
+    print(f"{label}: " + (out.stdout.strip().splitlines()[0] if out.stdout.strip() else f"petrel perf failed: {out.stderr[-300:]}"),
+          flush=True)
+    return row
+
+
 def new_topic(c: Cluster, name: str, partitions: int, rf: int) -> str:
     topic = f"bench-{name}-{int(time.time() * 1000) % 10**8}"
     c.create_topic(topic, partitions, rf, {"min.insync.replicas": str(min(2, rf))})
@@ -231,10 +295,19 @@ def throughput(args) -> int:
             n = int(min(args.records, half * 10))  # about 10 s
             rows.append(produce_run(c, f"3 nodes RF=3 acks=all paced at {half:,.0f} rec/s (half of max)", topic,
                                     args.partitions, "all", n, args.size, half, args.timeout / 4))
+            topic = new_topic(c, "half-swift", args.partitions, 3)
+            rows.append(perf_run(c, f"3 nodes RF=3 acks=all paced at {half:,.0f} rec/s (half of max), petrel perf",
+                                 topic, "all", n, args.size, half, args.timeout / 4))
         if not args.no_single:
             with Cluster(nodes=1, overrides=args.override, keep=args.keep) as c:
                 c.start()
                 rows.append(max_run(c, "1 node RF=1 acks=all max", "all", 1))
+        if not args.no_tansu and use_kcat:
+            with Tansu() as t:
+                topic = f"bench-tansu-{int(time.time() * 1000) % 10**8}"
+                t.create_topic(topic, args.partitions)
+                rows.append(kcat_run(t, "Tansu 0.6.0 1 node (memory storage) acks=all max", topic, args.partitions, "all",
+                                     path, args.records, args.size, args.timeout / 4, env))
     except (ClusterError, Timeout, subprocess.TimeoutExpired) as e:
         print(f"throughput bench aborted: {e}", flush=True)
         return 1
@@ -255,6 +328,11 @@ def throughput(args) -> int:
     single = [r for r in rows if r["run"].startswith("1 node")]
     if single and rows[0]["rec_s"] and single[0]["rec_s"]:
         print(f"\nRF=3 acks=all / single node RF=1: {rows[0]['rec_s'] / single[0]['rec_s']:.2f}")
+    tansu = [r for r in rows if r["run"].startswith("Tansu")]
+    if tansu and tansu[0]["rec_s"]:
+        print(f"Petrel 3 nodes RF=3 acks=all / Tansu 1 node: {rows[0]['rec_s'] / tansu[0]['rec_s']:.2f}")
+        if single and single[0]["rec_s"]:
+            print(f"Petrel 1 node RF=1 acks=all / Tansu 1 node: {single[0]['rec_s'] / tansu[0]['rec_s']:.2f}")
     paced = rows[2]
     if paced["rec_s"] < 0.9 * rows[0]["rec_s"] / 2:
         print(f"note: the paced run reached {paced['rec_s']:,.0f} rec/s, below half of the max: the Python "
@@ -276,6 +354,7 @@ def main() -> int:
     t.add_argument("--size", type=int, default=100, help="value bytes (100)")
     t.add_argument("--partitions", type=int, default=1)
     t.add_argument("--no-single", action="store_true", help="skip the 1-node RF=1 run")
+    t.add_argument("--no-tansu", action="store_true", help="skip the Tansu 0.6.0 run (the peer broker, kcat client)")
     t.add_argument("--client", choices=["kcat", "python"], default="kcat" if shutil.which("kcat") else "python",
                    help="client of the max-rate runs (kcat when installed)")
     t.add_argument("--timeout", type=float, default=600, help="bound of the whole run in seconds (600)")
