@@ -2,6 +2,7 @@ import KafkaProtocol
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// One TCP connection to one broker: size-prefixed frames, correlation ids, any number of
 /// requests in flight (answers are matched by correlation id), a timeout per request, and the
@@ -34,13 +35,21 @@ public final class BrokerConnection: Sendable {
         self.brokerVersions = brokerVersions
     }
 
-    /// Connects and negotiates API versions.
+    /// Connects (TLS first when `sslContext` is given: `security.protocol=SSL`) and negotiates
+    /// API versions.
     static func connect(
-        host: String, port: Int, nodeId: Int32, configuration: ClientConfiguration,
+        host: String, port: Int, nodeId: Int32, configuration: ClientConfiguration, sslContext: NIOSSLContext? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(KafkaClientError) -> BrokerConnection {
         let maxFrame = configuration.maxResponseSize
-        let tls = configuration.transportConfigurator
+        let configurator = configuration.transportConfigurator
+        if configuration.tls != nil && sslContext == nil {
+            throw .invalidConfiguration("TLS is configured but no TLS context was made")
+        }
+        // SNI and the name checked: a host name; an IP address is checked against the
+        // certificate's IP SANs (NIOSSL uses the peer address) and sends no SNI.
+        let name = configuration.tlsServerHostname ?? host
+        let sni: String? = (try? SocketAddress(ipAddress: name, port: 0)) == nil ? name : nil
         let channel: Channel
         do {
             channel = try await ClientBootstrap(group: group)
@@ -48,7 +57,10 @@ public final class BrokerConnection: Sendable {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        if let tls { try tls(channel, host) }
+                        if let sslContext {
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: sni))
+                        }
+                        if let configurator { try configurator(channel, host) }
                         try channel.pipeline.syncOperations.addHandler(
                             ByteToMessageHandler(KafkaFrameDecoder(maxFrameSize: maxFrame)))
                         try channel.pipeline.syncOperations.addHandler(KafkaClientHandler())
@@ -153,7 +165,7 @@ public final class BrokerConnection: Sendable {
         if let version { v = version } else { v = try self.version(for: M.apiKey) }
         let frame = try encode(request, version: v)
         do {
-            try await channel.writeAndFlush(OutboundRequest(frame: frame, promise: nil, api: M.apiKey.name, timeoutMs: 0)).get()
+            try await channel.writeAndFlush(OutboundRequest(frame: frame, tail: [], promise: nil, api: M.apiKey.name, timeoutMs: 0)).get()
         } catch {
             throw .connectionClosed("\(host):\(port): \(error)")
         }
@@ -172,11 +184,40 @@ public final class BrokerConnection: Sendable {
 
     /// Sends and returns the raw answer frame (header + body).
     func sendFrame<M: KafkaRequestMessage>(_ request: M, version: Int16, timeoutMs: Int? = nil) async throws(KafkaClientError) -> ByteBuffer {
-        let frame = try encode(request, version: version)
+        try await sendEncoded(frame: encode(request, version: version), tail: [], api: M.apiKey.name, timeoutMs: timeoutMs)
+    }
+
+    /// Sends a Produce request without copying its record batches into the frame (see
+    /// ``ProduceFrame``). Nil answer with acks=0 (none comes).
+    func sendProduce(
+        acks: Int16, timeoutMs: Int32, topics: [(name: String, partitions: [ProduceFrame.Partition])], answerTimeoutMs: Int
+    ) async throws(KafkaClientError) -> ProduceResponse? {
+        let v = try version(for: .produce)
+        let frame = try ProduceFrame.encode(
+            acks: acks, timeoutMs: timeoutMs, topics: topics, version: v, clientId: clientId, allocator: channel.allocator)
+        guard acks != 0 else {
+            do {
+                try await channel.writeAndFlush(
+                    OutboundRequest(frame: frame.head, tail: frame.tail, promise: nil, api: "Produce", timeoutMs: 0)).get()
+            } catch {
+                throw .connectionClosed("\(host):\(port): \(error)")
+            }
+            return nil
+        }
+        var answer = try await sendEncoded(frame: frame.head, tail: frame.tail, api: "Produce", timeoutMs: answerTimeoutMs)
+        do {
+            _ = try ResponseHeader(from: &answer, version: ApiKey.produce.responseHeaderVersion(for: v))
+            return try ProduceResponse(from: &answer, version: v)
+        } catch {
+            throw .protocolViolation("Produce v\(v) answer from broker \(nodeId): \(error)")
+        }
+    }
+
+    private func sendEncoded(frame: ByteBuffer, tail: [ByteBuffer], api: String, timeoutMs: Int?) async throws(KafkaClientError) -> ByteBuffer {
         let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
         let timeout = timeoutMs ?? requestTimeoutMs
         channel.writeAndFlush(
-            OutboundRequest(frame: frame, promise: promise, api: M.apiKey.name, timeoutMs: timeout)
+            OutboundRequest(frame: frame, tail: tail, promise: promise, api: api, timeoutMs: timeout)
         ).whenFailure { error in
             promise.fail(KafkaClientError.connectionClosed("\(error)"))
         }
@@ -192,7 +233,10 @@ public final class BrokerConnection: Sendable {
 
 /// A frame to write, and where its answer goes (nil: no answer expected).
 struct OutboundRequest: Sendable {
+    /// The frame, or its first part (size prefix and header included, the size counting `tail`).
     var frame: ByteBuffer
+    /// The rest of the frame, written after `frame` as they are (record batches, not copied).
+    var tail: [ByteBuffer]
     var promise: EventLoopPromise<ByteBuffer>?
     var api: String
     var timeoutMs: Int
@@ -240,8 +284,6 @@ final class KafkaClientHandler: ChannelDuplexHandler {
         }
         let id = nextCorrelationId
         nextCorrelationId = nextCorrelationId == Int32.max ? 1 : nextCorrelationId + 1
-        // size(4) apiKey(2) apiVersion(2) correlationId(4)
-        request.frame.setInteger(id, at: request.frame.readerIndex + 8)
         if let answer = request.promise {
             var entry = Pending(promise: answer, timeout: nil)
             if request.timeoutMs > 0 {
@@ -254,7 +296,24 @@ final class KafkaClientHandler: ChannelDuplexHandler {
             }
             pending[id] = entry
         }
-        context.write(wrapOutboundOut(request.frame), promise: promise)
+        // size(4) apiKey(2) apiVersion(2) correlationId(4). The frame is shared with the
+        // caller (and `data`), so setting the id in place would copy all of it: a large frame
+        // goes as a fresh 12-byte head with the id, then the rest as a slice.
+        let frame = request.frame
+        if frame.readableBytes <= 4096 || frame.readableBytes < 12 {
+            request.frame.setInteger(id, at: frame.readerIndex + 8)
+            context.write(wrapOutboundOut(request.frame), promise: request.tail.isEmpty ? promise : nil)
+        } else {
+            var head = context.channel.allocator.buffer(capacity: 12)
+            head.writeImmutableBuffer(frame.getSlice(at: frame.readerIndex, length: 8)!)
+            head.writeInteger(id)
+            context.write(wrapOutboundOut(head), promise: nil)
+            let rest = frame.getSlice(at: frame.readerIndex + 12, length: frame.readableBytes - 12)!
+            context.write(wrapOutboundOut(rest), promise: request.tail.isEmpty ? promise : nil)
+        }
+        for (i, part) in request.tail.enumerated() {
+            context.write(wrapOutboundOut(part), promise: i == request.tail.count - 1 ? promise : nil)
+        }
     }
 
     private func expire(_ id: Int32, api: String, ms: Int) {

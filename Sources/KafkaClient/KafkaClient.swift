@@ -4,8 +4,12 @@
 ///
 /// ```swift
 /// let client = KafkaClient(ClientConfiguration(bootstrapServers: ["127.0.0.1:9092"]))
+/// // TLS (security.protocol=SSL): config.tls = TLSConfiguration (swift-nio-ssl), or from
+/// // librdkafka-style properties: try config.applying(properties: ["security.protocol": "SSL",
+/// //     "ssl.ca.location": "ca.pem"]); config.tlsServerHostname overrides the name checked / sent as SNI.
 ///
-/// // Producer: batched, idempotent by default, murmur2 partitioner (same placement as Java/librdkafka).
+/// // Producer: batched, idempotent by default (KIP-360 epoch bump on OUT_OF_ORDER_SEQUENCE_NUMBER /
+/// // UNKNOWN_PRODUCER_ID), murmur2 partitioner (same placement as Java/librdkafka).
 /// let producer = try KafkaProducer(client: client, configuration: ProducerConfiguration())
 /// let meta = try await producer.send(ProducerRecord(topic: "t", key: "k", value: "v"))   // (partition, offset)
 /// try await producer.produce(ProducerRecord(topic: "t", value: bytes))   // fire-and-forget; awaits only for buffer.memory
@@ -42,6 +46,7 @@ import KafkaProtocol
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// Where to send a request.
 public enum BrokerTarget: Hashable, Sendable {
@@ -129,6 +134,8 @@ actor ClientCore {
     private var failures: [String: (count: Int, at: UInt64)] = [:]
     private var bootstrapIndex = 0
     private var isShutdown = false
+    /// Made once from `configuration.tls` (loading certificates is not per connection).
+    private var sslContext: NIOSSLContext?
     /// Connections that are not to a known node (bootstrap) use negative keys.
     private static let bootstrapKey: Int32 = -1
 
@@ -195,13 +202,22 @@ actor ClientCore {
             addresses = [(broker.host, broker.port)]
         }
         let configuration = self.configuration
+        if let tls = configuration.tls, sslContext == nil {
+            do {
+                sslContext = try NIOSSLContext(configuration: tls)
+            } catch {
+                throw .invalidConfiguration("TLS: \(error)")
+            }
+        }
+        let sslContext = self.sslContext
         let waits = addresses.map { backoffRemaining(address: "\($0.0):\($0.1)") }
         let task = Task<BrokerConnection, any Error> {
             var lastError: KafkaClientError = .connectionFailed("no address")
             for (i, (host, port)) in addresses.enumerated() {
                 if waits[i] > 0 { try await Task.sleep(nanoseconds: waits[i]) }
                 do {
-                    return try await BrokerConnection.connect(host: host, port: port, nodeId: node, configuration: configuration)
+                    return try await BrokerConnection.connect(
+                        host: host, port: port, nodeId: node, configuration: configuration, sslContext: sslContext)
                 } catch {
                     lastError = KafkaClientError.wrap(error)
                     self.recordFailure(address: "\(host):\(port)")

@@ -10,14 +10,24 @@ import ServiceLifecycle
 ///
 /// `send` awaits the acknowledgement; `produce` only waits while `buffer.memory` is full, and its
 /// failures surface from the next `flush()`. Records are encoded into their batch's buffer when
-/// sent to the producer; nothing per record is allocated beyond that (and a continuation for
-/// `send`).
+/// sent to the producer (``ProducerBatchWriter``: raw-pointer varints, the CRC once per batch);
+/// nothing per record is allocated beyond that (and a continuation for `send`). A record for the
+/// partition of the previous one goes straight to its open batch (one lock, no lookup), and
+/// batches go to the socket without being copied into the request (``ProduceFrame``).
+///
+/// Idempotence follows KIP-360: when a partition's sequence numbers fall out of step with the
+/// broker's (OUT_OF_ORDER_SEQUENCE_NUMBER with no earlier batch being retried,
+/// UNKNOWN_PRODUCER_ID, or a sent batch failing for good), sending pauses until nothing is in
+/// flight, InitProducerId with the current id and epoch (v3+) bumps the epoch, every partition's
+/// sequence starts again at 0 and the batches waiting for a retry are renumbered, in order.
 public final class KafkaProducer: Sendable {
     public let configuration: ProducerConfiguration
     let client: KafkaClient
     let logger: Logger
     private let state: Locked<State>
     private let ownsClient: Bool
+    /// Keyless records without a partition go to the topic's sticky partition (the default partitioner).
+    private let stickyKeyless: Bool
 
     struct State {
         var accumulator: RecordAccumulator
@@ -38,6 +48,17 @@ public final class KafkaProducer: Sendable {
         var senderStarted = false
         var metadataStale = false
         var timerArmedUntil: UInt64 = .max
+        /// `accumulator.lastBatch` was chosen by the sticky partitioner for a keyless record (so
+        /// the next keyless record of the topic may go straight to it).
+        var lastBatchSticky = false
+        /// KIP-360: a partition's sequence numbers are out of step with the broker's (a sequenced
+        /// batch failed for good, OUT_OF_ORDER_SEQUENCE_NUMBER without an earlier retry,
+        /// UNKNOWN_PRODUCER_ID). Nothing more is sent until the in-flight requests are done and
+        /// the epoch is bumped.
+        var epochBumpNeeded = false
+        var bumpingEpoch = false
+        /// Epoch bumps so far (tests, logs).
+        var epochBumps = 0
     }
 
     /// A producer on an existing client (shared connections and metadata).
@@ -51,6 +72,7 @@ public final class KafkaProducer: Sendable {
         self.client = client
         self.logger = logger ?? client.logger
         self.ownsClient = ownsClient
+        if case .murmur2Random = config.partitioner { stickyKeyless = true } else { stickyKeyless = false }
         self.state = Locked(State(accumulator: RecordAccumulator(
             batchSize: config.batchSize, lingerMs: config.lingerMs, compression: config.compression,
             compressionLevel: config.compressionLevel, idempotent: config.enableIdempotence,
@@ -67,6 +89,24 @@ public final class KafkaProducer: Sendable {
     /// Sends a record and waits for its acknowledgement.
     @discardableResult
     nonisolated(nonsending) public func send(_ record: ProducerRecord) async throws(KafkaClientError) -> RecordMetadata {
+        // Fast path (metadata known, memory available): appended with its continuation under one lock.
+        let now = record.timestamp ?? currentTimeMillis()
+        do {
+            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RecordMetadata, any Error>) in
+                do {
+                    if try self.appendIfReady(record, timestamp: now, attach: { index, batch in batch.waiters.append((index, continuation)) }) {
+                        return
+                    }
+                    continuation.resume(throwing: NotReady())
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        } catch is NotReady {
+            // The slow path below.
+        } catch {
+            throw KafkaClientError.wrap(error)
+        }
         let (tp, timestamp) = try await prepare(record)
         do {
             return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RecordMetadata, any Error>) in
@@ -84,23 +124,56 @@ public final class KafkaProducer: Sendable {
     /// Sends a record without waiting for the acknowledgement (fire-and-forget). Suspends only
     /// while `buffer.memory` is full. A failure is reported by the next ``flush()``.
     /// Runs on the caller's executor (`nonisolated(nonsending)`): the fast path does not hop.
+    /// Inlinable, so the caller's loop does not allocate an async frame per record.
+    @inlinable
     nonisolated(nonsending) public func produce(_ record: ProducerRecord) async throws(KafkaClientError) {
         // Fast path: metadata known and memory available: one lock, no suspension.
-        let timestamp = record.timestamp ?? currentTimeMillis()
-        if try appendIfReady(record, timestamp: timestamp) { return }
+        if try appendIfReady(record) { return }
+        try await produceSlowly(record)
+    }
+
+    /// `produce`'s fast path: appends if no metadata lookup or memory wait is needed.
+    @usableFromInline
+    func appendIfReady(_ record: ProducerRecord) throws(KafkaClientError) -> Bool {
+        try appendIfReady(record, timestamp: record.timestamp ?? currentTimeMillis(), attach: { _, _ in })
+    }
+
+    /// `produce`'s slow path: waits for metadata or memory.
+    @usableFromInline
+    nonisolated(nonsending) func produceSlowly(_ record: ProducerRecord) async throws(KafkaClientError) {
         let (tp, ts) = try await prepare(record)
         try append(record, to: tp, timestamp: ts, waiter: nil)
     }
 
-    /// Appends a fire-and-forget record when no metadata lookup or memory wait is needed.
-    private func appendIfReady(_ record: ProducerRecord, timestamp: Int64) throws(KafkaClientError) -> Bool {
+    /// Appends a record when no metadata lookup or memory wait is needed.
+    /// `attach` runs under the lock with the record's index and batch (`send` hangs its
+    /// continuation there); inlined, so `produce` pays nothing for it.
+    @inline(__always)
+    private func appendIfReady(
+        _ record: ProducerRecord, timestamp: Int64, attach: (Int32, ProducerBatch) -> Void
+    ) throws(KafkaClientError) -> Bool {
         let size = record.estimatedSize
-        let now = monotonicNanos()
         var wake = false
         var armTimer = false
         let done = try state.withLock { s throws(KafkaClientError) -> Bool in
-            guard !s.closed, s.senderStarted, let count = s.partitionCounts[record.topic],
-                  s.accumulator.bufferedBytes + size <= configuration.bufferMemory else { return false }
+            guard !s.closed, s.senderStarted, s.accumulator.bufferedBytes + size <= configuration.bufferMemory,
+                  size <= configuration.maxRequestSize else { return false }
+            // Fastest: the same partition as the previous record, its batch still open and with
+            // room: no partitioner, no dictionary lookup, no clock.
+            if let last = s.accumulator.lastBatch, last.topicPartition.topic == record.topic {
+                let same = if let p = record.partition { p == last.topicPartition.partition } else { s.lastBatchSticky && record.key == nil }
+                if same, let (index, closed) = try s.accumulator.appendToLast(
+                    last, key: record.key, value: record.value, headers: record.headers, timestamp: timestamp, size: size) {
+                    attach(index, last)
+                    if closed {
+                        wake = true
+                        if record.partition == nil { s.sticky[record.topic] = nil }
+                    }
+                    return true
+                }
+            }
+            guard let count = s.partitionCounts[record.topic] else { return false }
+            let now = monotonicNanos()
             let partition: Int32
             if let p = record.partition {
                 guard p >= 0 && Int(p) < count else { return false }
@@ -111,7 +184,9 @@ public final class KafkaProducer: Sendable {
             let tp = TopicPartition(topic: record.topic, partition: partition)
             let outcome = try s.accumulator.append(
                 tp, key: record.key, value: record.value, headers: record.headers, timestamp: timestamp, size: size, now: now)
-            guard case let .appended(_, _, newBatch, closedBatch) = outcome else { return true }
+            s.lastBatchSticky = record.partition == nil && record.key == nil && stickyKeyless
+            let (index, batch, newBatch, closedBatch) = outcome.parts
+            attach(index, batch)
             if closedBatch {
                 wake = true
                 if record.key == nil && record.partition == nil { s.sticky[tp.topic] = nil }
@@ -263,7 +338,8 @@ public final class KafkaProducer: Sendable {
             let outcome = try s.accumulator.append(
                 tp, key: record.key, value: record.value, headers: record.headers, timestamp: timestamp,
                 size: record.estimatedSize, now: now)
-            guard case let .appended(index, batch, newBatch, closedBatch) = outcome else { return }
+            s.lastBatchSticky = record.partition == nil && record.key == nil && stickyKeyless && s.sticky[tp.topic] == tp.partition
+            let (index, batch, newBatch, closedBatch) = outcome.parts
             if let waiter { batch.waiters.append((index, waiter)) }
             if closedBatch {
                 wake = true
@@ -340,6 +416,7 @@ public final class KafkaProducer: Sendable {
         var expired: [ProducerBatch] = []
         var rearm: UInt64?
         var missingLeader = false
+        var startBump = false
         do {
             drained = try state.withLock { s throws(KafkaClientError) in
                 s.accumulator.closeExpired(now: now)
@@ -350,6 +427,15 @@ public final class KafkaProducer: Sendable {
                 let pid = s.producerId, epoch = s.producerEpoch
                 let leaders = s.leaders
                 let inFlight = s.inFlightPerNode
+                // While an epoch bump is due, nothing is sent: the in-flight requests finish,
+                // then the epoch is bumped and the sequences start again.
+                if configuration.enableIdempotence && (s.epochBumpNeeded || s.bumpingEpoch) {
+                    if !s.bumpingEpoch && s.accumulator.inFlightCount == 0 {
+                        s.bumpingEpoch = true
+                        startBump = true
+                    }
+                    return [:]
+                }
                 let result = try s.accumulator.drain(
                     leaderOf: { tp in
                         if let l = leaders[tp] { return l }
@@ -374,6 +460,7 @@ public final class KafkaProducer: Sendable {
             b.fail(.requestTimedOut(api: "Produce (delivery.timeout.ms)", timeoutMs: configuration.deliveryTimeoutMs))
         }
         if !expired.isEmpty { releaseWaiters() }
+        if startBump { Task { [self] in await self.bumpEpoch() } }
         if let rearm { armLingerTimer(nanos: max(rearm, 100_000)) }
         if missingLeader {
             // Retry after a metadata refresh.
@@ -388,24 +475,23 @@ public final class KafkaProducer: Sendable {
     }
 
     private func sendProduce(node: Int32, batches: [ProducerBatch]) async {
-        var request = ProduceRequest(acks: configuration.acks.rawValue, timeoutMs: Int32(configuration.requestTimeoutMs))
-        var byTopic: [String: [ProduceRequest.PartitionProduceData]] = [:]
+        var order: [String] = []
+        var byTopic: [String: [ProduceFrame.Partition]] = [:]
         for b in batches {
-            byTopic[b.topicPartition.topic, default: []].append(
-                ProduceRequest.PartitionProduceData(index: b.topicPartition.partition, records: b.built?.buffer))
+            guard let records = b.built?.buffer else { continue }
+            if byTopic[b.topicPartition.topic] == nil { order.append(b.topicPartition.topic) }
+            byTopic[b.topicPartition.topic, default: []].append(ProduceFrame.Partition(index: b.topicPartition.partition, records: records))
         }
-        request.topicData = byTopic.map { ProduceRequest.TopicProduceData(name: $0.key, partitionData: $0.value) }
+        let topics = order.map { (name: $0, partitions: byTopic[$0]!) }
         var results: [TopicPartition: ProduceResponse.PartitionProduceResponse] = [:]
         var requestError: KafkaClientError?
         do {
             let connection = try await client.core.connection(to: .node(node))
-            if configuration.acks == .none {
-                try await connection.sendWithoutResponse(request)
-            } else {
-                let response = try await connection.send(request, timeoutMs: configuration.requestTimeoutMs + 5_000)
-                for t in response.responses {
-                    for p in t.partitionResponses { results[TopicPartition(topic: t.name, partition: p.index)] = p }
-                }
+            let response = try await connection.sendProduce(
+                acks: configuration.acks.rawValue, timeoutMs: Int32(configuration.requestTimeoutMs), topics: topics,
+                answerTimeoutMs: configuration.requestTimeoutMs + 5_000)
+            for t in response?.responses ?? [] {
+                for p in t.partitionResponses { results[TopicPartition(topic: t.name, partition: p.index)] = p }
             }
         } catch {
             requestError = error
@@ -440,7 +526,23 @@ public final class KafkaProducer: Sendable {
                     continue
                 }
                 var retriable = failure.isRetriable
-                if failure.errorCode == .outOfOrderSequenceNumber && s.accumulator.hasRetryPending(tp) { retriable = true }
+                if configuration.enableIdempotence && b.baseSequence >= 0 {
+                    switch failure.errorCode {
+                    case .outOfOrderSequenceNumber?:
+                        // Expected while an earlier batch of the partition is retried (it goes
+                        // first, then this one fits). Otherwise the broker lost or never got an
+                        // earlier sequence: bump the epoch (KIP-360), then retry from sequence 0.
+                        if !s.accumulator.hasRetryPending(tp) { s.epochBumpNeeded = true }
+                        retriable = true
+                    case .unknownProducerId?:
+                        // The broker has no state for this producer (expired, or the log was
+                        // truncated): same remedy.
+                        s.epochBumpNeeded = true
+                        retriable = true
+                    default:
+                        break
+                    }
+                }
                 if retriable && now - b.createdAt < deliveryNanos {
                     s.accumulator.requeue(b)
                     if failure.invalidatesMetadata { s.metadataStale = true }
@@ -449,6 +551,9 @@ public final class KafkaProducer: Sendable {
                     s.accumulator.finished(b)
                     finished.append((b, .failure(failure)))
                     if s.firstError == nil { s.firstError = failure }
+                    // A sent batch failed for good: the broker may or may not have its sequence
+                    // numbers, so the partition's later batches would be out of order forever.
+                    if configuration.enableIdempotence && b.baseSequence >= 0 { s.epochBumpNeeded = true }
                 }
             }
         }
@@ -523,6 +628,64 @@ public final class KafkaProducer: Sendable {
             }
         }
     }
+}
+
+/// `send`'s fast path could not take the record (the slow path takes it).
+private struct NotReady: Error {}
+
+extension KafkaProducer {
+    /// KIP-360: InitProducerId with the current producer id and epoch (v3+) gives the same id with
+    /// the next epoch, under which every partition's sequence starts again at 0; batches waiting
+    /// for a retry are stamped with the new epoch and renumbered in order. A broker without v3
+    /// gives a new producer id instead, which has the same effect. Runs with nothing in flight.
+    func bumpEpoch() async {
+        let (pid, epoch) = state.withLock { ($0.producerId, $0.producerEpoch) }
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                var request = InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: -1)
+                let connection = try await client.core.connection(to: .any)
+                let version = try connection.version(for: .initProducerId)
+                if version >= 3 && pid >= 0 {
+                    request.producerId = pid
+                    request.producerEpoch = epoch
+                }
+                let response = try await connection.send(request, version: version)
+                try KafkaClientError.check(response.errorCode)
+                logger.info("producer: epoch bumped (KIP-360): producer id \(pid) epoch \(epoch) -> producer id \(response.producerId) epoch \(response.producerEpoch)")
+                state.withLock { s in
+                    s.producerId = response.producerId
+                    s.producerEpoch = response.producerEpoch
+                    s.accumulator.resetSequences(producerId: response.producerId, producerEpoch: response.producerEpoch)
+                    s.epochBumpNeeded = false
+                    s.bumpingEpoch = false
+                    s.epochBumps += 1
+                }
+                wakeSender()
+                return
+            } catch {
+                if !error.isRetriable || attempt > 10 {
+                    // The unsent batches cannot be sent safely: fail them.
+                    logger.error("producer: epoch bump failed: \(error)")
+                    let unsent = state.withLock { s -> [ProducerBatch] in
+                        if s.firstError == nil { s.firstError = error }
+                        s.epochBumpNeeded = false
+                        s.bumpingEpoch = false
+                        return s.accumulator.removeAllUnsent()
+                    }
+                    for b in unsent { b.fail(error) }
+                    releaseWaiters()
+                    wakeSender()
+                    return
+                }
+                try? await Task.sleep(for: client.configuration.retryPolicy.backoff(attempt: attempt))
+            }
+        }
+    }
+
+    /// Epoch bumps so far (for tests).
+    var epochBumpCount: Int { state.withLock { $0.epochBumps } }
 }
 
 extension KafkaProducer: Service {

@@ -3,24 +3,45 @@ import NIOCore
 
 /// Records of one partition being collected into one record batch, then sent (maybe retried).
 final class ProducerBatch: @unchecked Sendable {
+    // Mutable state is only touched under the producer's lock (or by the one task completing the
+    // batch after it left the accumulator): no runtime exclusivity checks on the hot path.
     let topicPartition: TopicPartition
     /// Monotonic nanoseconds at the first append.
     let createdAt: UInt64
-    var builder: RecordBatchBuilder
+    @exclusivity(unchecked) var writer: ProducerBatchWriter
+    /// Records are still appended (it is its partition's open batch).
+    @exclusivity(unchecked) var isOpen = true
     /// The built batch once closed (producer id, epoch and sequence are in it).
-    var built: RecordBatch?
+    @exclusivity(unchecked) var built: RecordBatch?
     /// Bytes charged against `buffer.memory`.
-    var reservedBytes = 0
+    @exclusivity(unchecked) var reservedBytes = 0
     /// Continuations of awaited sends: (index in batch, continuation). Fire-and-forget records add none.
-    var waiters: [(Int32, CheckedContinuation<RecordMetadata, any Error>)] = []
-    var baseSequence: Int32 = -1
-    var attempts = 0
-    var recordCount: Int { builder.recordCount == 0 ? Int(built?.recordCount ?? 0) : builder.recordCount }
+    @exclusivity(unchecked) var waiters: [(Int32, CheckedContinuation<RecordMetadata, any Error>)] = []
+    @exclusivity(unchecked) var baseSequence: Int32 = -1
+    @exclusivity(unchecked) var attempts = 0
+    var recordCount: Int { writer.recordCount }
 
     init(topicPartition: TopicPartition, createdAt: UInt64, compression: CompressionCodec, compressionLevel: Int, initialCapacity: Int) {
         self.topicPartition = topicPartition
         self.createdAt = createdAt
-        self.builder = RecordBatchBuilder(compression: compression, compressionLevel: compressionLevel, initialCapacity: initialCapacity)
+        self.writer = ProducerBatchWriter(compression: compression, compressionLevel: compressionLevel, initialCapacity: initialCapacity)
+    }
+
+    /// Stamps a built batch with a new producer id, epoch and base sequence (after an epoch bump)
+    /// and recomputes its CRC; the records are unchanged.
+    func restamp(producerId: Int64, producerEpoch: Int16, baseSequence: Int32) {
+        guard var buffer = built?.buffer else { return }
+        built = nil  // the buffer is then uniquely referenced: written in place
+        typealias O = RecordBatch.Offset
+        buffer.withUnsafeMutableReadableBytes { raw in
+            raw.storeBytes(of: producerId.bigEndian, toByteOffset: O.producerId, as: Int64.self)
+            raw.storeBytes(of: producerEpoch.bigEndian, toByteOffset: O.producerEpoch, as: Int16.self)
+            raw.storeBytes(of: baseSequence.bigEndian, toByteOffset: O.baseSequence, as: Int32.self)
+            let crc = CRC32C.checksum(bytes: UnsafeRawBufferPointer(rebasing: raw[O.attributes...]))
+            raw.storeBytes(of: crc.bigEndian, toByteOffset: O.crc, as: UInt32.self)
+        }
+        self.baseSequence = baseSequence
+        built = try? RecordBatch(buffer)
     }
 
     /// Completes every awaited record of the batch.
@@ -53,6 +74,14 @@ struct RecordAccumulator {
         /// Batches put back after a retriable error; while any is queued, the partition sends one
         /// batch at a time, in sequence order.
         var requeued = 0
+
+        /// Moves the open batch to the ready list: no more appends.
+        mutating func closeOpen() {
+            guard let batch = open else { return }
+            batch.isOpen = false
+            ready.append(batch)
+            open = nil
+        }
     }
 
     let batchSize: Int
@@ -68,6 +97,9 @@ struct RecordAccumulator {
     private(set) var pendingBatches = 0
     /// While > 0, every open batch is ready at once (flush / close).
     var flushing = 0
+    /// The batch the last record went to, while it is open: the next record for the same
+    /// partition is appended without a dictionary lookup (``appendToLast(...)``).
+    private(set) var lastBatch: ProducerBatch?
 
     init(batchSize: Int, lingerMs: Int, compression: CompressionCodec = .none, compressionLevel: Int = -1, idempotent: Bool = false, maxInFlightPerPartition: Int = 5) {
         self.batchSize = batchSize
@@ -93,9 +125,30 @@ struct RecordAccumulator {
         let outcome = try Self.append(
             to: &queues[tp, default: PartitionQueue()], tp, key: key, value: value, headers: headers, timestamp: timestamp,
             size: size, now: now, batchSize: batchSize, compression: compression, compressionLevel: compressionLevel)
-        if case let .appended(_, _, newBatch, _) = outcome, newBatch { pendingBatches += 1 }
+        let (_, batch, newBatch, _) = outcome.parts
+        if newBatch { pendingBatches += 1 }
         bufferedBytes += size
+        lastBatch = batch.isOpen ? batch : nil
         return outcome
+    }
+
+    /// The fast path: appends to the batch the previous record went to, if it is still open and
+    /// the record fits without reaching `batch.size`. Nil: use ``append(_:key:value:headers:timestamp:size:now:)``.
+    @inline(__always)
+    mutating func appendToLast(
+        _ batch: ProducerBatch, key: ByteBuffer?, value: ByteBuffer?, headers: [RecordHeader], timestamp: Int64, size: Int
+    ) throws(KafkaClientError) -> (index: Int32, closedBatch: Bool)? {
+        guard batch.isOpen, batch.writer.uncompressedSizeInBytes + size < batchSize else { return nil }
+        let index = Int32(truncatingIfNeeded: batch.writer.recordCount)
+        try batch.writer.append(key: key, value: value, headers: headers, timestamp: timestamp)
+        batch.reservedBytes += size
+        bufferedBytes += size
+        if batch.writer.uncompressedSizeInBytes >= batchSize {
+            queues[batch.topicPartition]?.closeOpen()
+            lastBatch = nil
+            return (index, true)
+        }
+        return (index, false)
     }
 
     private static func append(
@@ -103,9 +156,8 @@ struct RecordAccumulator {
         timestamp: Int64, size: Int, now: UInt64, batchSize: Int, compression: CompressionCodec, compressionLevel: Int
     ) throws(KafkaClientError) -> AppendOutcome {
         var closed = false
-        if let open = queue.open, !open.builder.isEmpty, open.builder.uncompressedSizeInBytes + size > batchSize {
-            queue.ready.append(open)
-            queue.open = nil
+        if let open = queue.open, !open.writer.isEmpty, open.writer.uncompressedSizeInBytes + size > batchSize {
+            queue.closeOpen()
             closed = true
         }
         var newBatch = false
@@ -115,20 +167,15 @@ struct RecordAccumulator {
         } else {
             batch = ProducerBatch(
                 topicPartition: tp, createdAt: now, compression: compression, compressionLevel: compressionLevel,
-                initialCapacity: min(batchSize, max(4096, size * 16)) + RecordBatch.headerSize)
+                initialCapacity: min(batchSize, max(16384, size * 64)) + RecordBatch.headerSize)
             queue.open = batch
             newBatch = true
         }
-        let index = Int32(batch.builder.recordCount)
-        do {
-            try batch.builder.append(key: key, value: value, headers: headers, timestamp: timestamp)
-        } catch {
-            throw .protocolViolation("cannot encode record: \(error)")
-        }
+        let index = Int32(batch.writer.recordCount)
+        try batch.writer.append(key: key, value: value, headers: headers, timestamp: timestamp)
         batch.reservedBytes += size
-        if batch.builder.uncompressedSizeInBytes >= batchSize {
-            queue.ready.append(batch)
-            queue.open = nil
+        if batch.writer.uncompressedSizeInBytes >= batchSize {
+            queue.closeOpen()
             closed = true
         }
         return .appended(index: index, batch: batch, newBatch: newBatch, closedBatch: closed)
@@ -136,14 +183,13 @@ struct RecordAccumulator {
 
     /// Closes open batches whose linger time is over (or all, when flushing).
     mutating func closeExpired(now: UInt64) {
-        for (tp, var queue) in queues {
+        for (tp, queue) in queues {
             guard let open = queue.open else { continue }
             if flushing > 0 || now >= open.createdAt + lingerNanos {
-                queue.ready.append(open)
-                queue.open = nil
-                queues[tp] = queue
+                queues[tp]?.closeOpen()
             }
         }
+        if let last = lastBatch, !last.isOpen { lastBatch = nil }
     }
 
     /// Removes batches that waited longer than `delivery.timeout.ms` without ever being sent
@@ -194,17 +240,12 @@ struct RecordAccumulator {
             if batch.built == nil {
                 if idempotent {
                     batch.baseSequence = queue.nextSequence
-                    batch.builder.producerId = producerId
-                    batch.builder.producerEpoch = producerEpoch
-                    batch.builder.baseSequence = queue.nextSequence
-                    let next = Int64(queue.nextSequence) + Int64(batch.builder.recordCount)
-                    queue.nextSequence = Int32(truncatingIfNeeded: next > Int64(Int32.max) ? next - Int64(Int32.max) - 1 : next)
+                    batch.writer.producerId = producerId
+                    batch.writer.producerEpoch = producerEpoch
+                    batch.writer.baseSequence = queue.nextSequence
+                    queue.nextSequence = Self.sequence(after: queue.nextSequence, count: batch.recordCount)
                 }
-                do {
-                    batch.built = try batch.builder.build()
-                } catch {
-                    throw .protocolViolation("cannot build batch: \(error)")
-                }
+                batch.built = try batch.writer.build()
             }
             let size = batch.built?.sizeInBytes ?? 0
             if let used = bytes[leader], used + size > maxBytesPerNode { continue }
@@ -217,6 +258,12 @@ struct RecordAccumulator {
             result[leader, default: []].append(batch)
         }
         return result
+    }
+
+    /// Sequence numbers wrap from Int32.max to 0 (as Kafka's).
+    static func sequence(after base: Int32, count: Int) -> Int32 {
+        let next = Int64(base) + Int64(count)
+        return Int32(truncatingIfNeeded: next > Int64(Int32.max) ? next - Int64(Int32.max) - 1 : next)
     }
 
     /// A batch is done (acknowledged or failed for good): frees its memory.
@@ -250,6 +297,23 @@ struct RecordAccumulator {
         (queues[tp]?.requeued ?? 0) > 0
     }
 
+    /// Batches in flight, over all partitions.
+    var inFlightCount: Int { queues.values.reduce(0) { $0 + $1.inFlight } }
+
+    /// After the producer epoch was bumped (KIP-360): every partition's sequence starts again at
+    /// 0 under the new epoch, and batches already built (waiting for a retry) are stamped with
+    /// the new epoch and renumbered in their order. Only while nothing is in flight.
+    mutating func resetSequences(producerId: Int64, producerEpoch: Int16) {
+        for (tp, var queue) in queues {
+            queue.nextSequence = 0
+            for batch in queue.ready where batch.built != nil {
+                batch.restamp(producerId: producerId, producerEpoch: producerEpoch, baseSequence: queue.nextSequence)
+                queue.nextSequence = Self.sequence(after: queue.nextSequence, count: batch.recordCount)
+            }
+            queues[tp] = queue
+        }
+    }
+
     /// Ready batches (not sent yet, or waiting for a retry), for tests and close.
     var readyCount: Int { queues.values.reduce(0) { $0 + $1.ready.count } }
     var isEmpty: Bool { pendingBatches == 0 }
@@ -258,16 +322,25 @@ struct RecordAccumulator {
     mutating func removeAllUnsent() -> [ProducerBatch] {
         var out: [ProducerBatch] = []
         for (tp, var queue) in queues {
-            if let open = queue.open { out.append(open) }
+            queue.closeOpen()
             out.append(contentsOf: queue.ready)
-            queue.open = nil
             queue.ready = []
+            queue.requeued = 0
             queues[tp] = queue
         }
+        lastBatch = nil
         for b in out {
             bufferedBytes -= b.reservedBytes
             pendingBatches -= 1
         }
         return out
+    }
+}
+
+extension RecordAccumulator.AppendOutcome {
+    var parts: (index: Int32, batch: ProducerBatch, newBatch: Bool, closedBatch: Bool) {
+        switch self {
+        case let .appended(index, batch, newBatch, closedBatch): return (index, batch, newBatch, closedBatch)
+        }
     }
 }

@@ -4,7 +4,9 @@ import NIOCore
 
 /// A value guarded by a lock. Critical sections are short and never suspend.
 final class Locked<State>: @unchecked Sendable {
-    private var state: State
+    /// Only touched under `lock`, so the runtime's exclusivity check (a thread-local access set
+    /// insert per access, ~10% of the producer's hot path) is redundant.
+    @exclusivity(unchecked) private var state: State
     private let lock = NSLock()
 
     init(_ state: State) { self.state = state }
