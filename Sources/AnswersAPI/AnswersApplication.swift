@@ -29,7 +29,7 @@ public struct AnswersAPIConfiguration: Sendable {
 /// | `GET /longest_step_chain` | `{"number": 837799, "steps": 524}` |
 /// | `GET /highest_value` | `{"number": n, "value": v, "value_decimal": "v"}` (`value` is a string above 2^53) |
 /// | `GET /part/{x}?page=&limit=&after=` | start numbers ≠ x whose chains pass through x, ascending, paginated |
-/// | `GET /plot/{n}?format=svg&scale=linear` | every step of n's chain as an SVG line chart |
+/// | `GET /plot/{n}?format=svg&scale=linear` | every step of n's chain as an SVG (or `format=png`: PNG) line chart |
 /// | `GET /openapi.json`, `/docs` | OpenAPI 3.0 document, Swagger UI (assets from a CDN) |
 /// | `GET /healthz` (`/health`) | 200 when the store answers, 503 otherwise |
 /// | `GET /metrics` | Prometheus text: requests and latency per route |
@@ -205,8 +205,8 @@ struct AnswersHandlers<Store: AnswersStore>: Sendable {
     func plot(n rawN: String?, format rawFormat: Substring?, scale rawScale: Substring?) async throws -> Response {
         let n = UInt64(try ParameterParser.unsigned(rawN, name: "n", range: Self.numberRange))
         let format = rawFormat.map { $0.lowercased() } ?? "svg"
-        guard format == "svg" else {
-            throw APIError.badRequest("format \(ParameterParser.preview(format)) is not supported: use svg")
+        guard format == "svg" || format == "png" else {
+            throw APIError.badRequest("format \(ParameterParser.preview(format)) is not supported: use svg or png")
         }
         let scale = rawScale.map { $0.lowercased() } ?? "linear"
         guard scale == "linear" || scale == "log" else {
@@ -214,9 +214,13 @@ struct AnswersHandlers<Store: AnswersStore>: Sendable {
         }
         let steps = try await storeCall { try await store.chain(of: n) }
         guard !steps.isEmpty else { throw APIError(.notFound, "no chain stored for \(n)") }
-        let svg = ChainPlot(number: n, steps: steps, logScale: scale == "log").svg()
+        let plot = ChainPlot(number: n, steps: steps, logScale: scale == "log")
+        if format == "png" {
+            return Response(status: .ok, headers: [.contentType: "image/png", .cacheControl: "no-cache"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: plot.png())))
+        }
         return Response(status: .ok, headers: [.contentType: "image/svg+xml", .cacheControl: "no-cache"],
-                        body: .init(byteBuffer: ByteBuffer(string: svg)))
+                        body: .init(byteBuffer: ByteBuffer(string: plot.svg())))
     }
 
     func health() async throws -> Response {

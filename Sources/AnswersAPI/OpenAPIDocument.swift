@@ -56,11 +56,11 @@ enum OpenAPIDocument {
             "operationId": "plotChain",
             "parameters": [
               {"name": "n", "in": "path", "required": true, "description": "A start number, 1 to 18446744073709551615", "schema": {"type": "integer", "minimum": 1}},
-              {"name": "format", "in": "query", "required": false, "description": "Image format (only svg)", "schema": {"type": "string", "enum": ["svg"], "default": "svg"}},
+              {"name": "format", "in": "query", "required": false, "description": "Image format: svg, or png (960 × 540, RGB)", "schema": {"type": "string", "enum": ["svg", "png"], "default": "svg"}},
               {"name": "scale", "in": "query", "required": false, "description": "Value axis scale", "schema": {"type": "string", "enum": ["linear", "log"], "default": "linear"}}
             ],
             "responses": {
-              "200": {"description": "The chart", "content": {"image/svg+xml": {"schema": {"type": "string"}}}},
+              "200": {"description": "The chart", "content": {"image/svg+xml": {"schema": {"type": "string"}}, "image/png": {"schema": {"type": "string", "format": "binary"}}}},
               "400": {"$ref": "#/components/responses/BadRequest"},
               "404": {"$ref": "#/components/responses/NotFound"},
               "503": {"$ref": "#/components/responses/Unavailable"}
@@ -130,7 +130,7 @@ enum OpenAPIDocument {
         <li><a href="longest_step_chain">longest_step_chain</a></li>
         <li><a href="highest_value">highest_value</a></li>
         <li><a href="part/16">part/16</a> (chains through 16)</li>
-        <li><a href="plot/27">plot/27</a></li>
+        <li><a href="plot/27">plot/27</a> (<a href="plot/27?format=png">PNG</a>)</li>
         <li><a href="docs">docs</a> (Swagger UI), <a href="openapi.json">openapi.json</a></li>
         <li><a href="healthz">healthz</a>, <a href="metrics">metrics</a></li>
       </ul>

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Broker
 import Foundation
 import KafkaClient
 import KafkaProtocol
@@ -87,8 +88,17 @@ struct ConnectionOptions: ParsableArguments {
             help: "How long to try to reach a bootstrap broker before giving up with exit code 3.")
     var connectTimeoutMs: Int = 10_000
 
-    @Option(name: .customLong("command-config"), help: "Not supported yet (TLS/SASL): accepted for compatibility, must be empty.")
+    @Option(name: .customLong("command-config"),
+            help: "A properties file of client settings, as Kafka's tools take: security.protocol=SSL, ssl.ca.location, ssl.certificate.location, ssl.key.location, ssl.key.password, enable.ssl.certificate.verification, ssl.endpoint.identification.algorithm, client.id, request.timeout.ms. SASL is not supported.")
     var commandConfig: String?
+
+    /// The --command-config file's settings (empty without one).
+    func commandProperties() throws -> [String: String] {
+        guard let path = commandConfig, !path.isEmpty else { return [:] }
+        var properties: [String: String] = [:]
+        for entry in try PropertiesFile.load(path: path) { properties[entry.key] = entry.value }
+        return properties
+    }
 
     @Flag(name: [.customLong("verbose"), .customShort("v")], help: "Log the client's warnings and progress to stderr.")
     var verbose = false
@@ -106,7 +116,11 @@ struct ConnectionOptions: ParsableArguments {
             }
         }
         guard connectTimeoutMs > 0 else { throw ValidationError("--connect-timeout-ms must be > 0") }
-        if let c = commandConfig, !c.isEmpty { throw ValidationError("--command-config is not supported yet (plaintext only)") }
+        do {
+            _ = try ClientConfiguration(bootstrapServers: servers).applying(properties: try commandProperties())
+        } catch {
+            throw ValidationError("--command-config \(commandConfig ?? ""): \(error)")
+        }
     }
 
     func logger() -> Logger {
@@ -121,6 +135,8 @@ struct ConnectionOptions: ParsableArguments {
         config.clientId = "petrel-cli"
         config.connectTimeoutMs = connectTimeoutMs
         config.requestTimeoutMs = max(1_000, min(30_000, timeoutMs))
+        // Checked by validate(), so this applies cleanly.
+        if let properties = try? commandProperties(), let withFile = try? config.applying(properties: properties) { config = withFile }
         return KafkaClient(config, logger: logger())
     }
 }

@@ -455,7 +455,7 @@ enum ClusterSignals {
 final class ClusterSupervisor: @unchecked Sendable {
     private final class Node {
         let id: Int
-        var process: Process?
+        var process: ChildProcess?
         var exited = true
         var restarts = 0
         init(id: Int) { self.id = id }
@@ -467,7 +467,6 @@ final class ClusterSupervisor: @unchecked Sendable {
     private let restartOnExit: Bool
     private let stopTimeout: Double
     private let lock = NSLock()
-    private static let spawnLock = NSLock()
     private var nodes: [Int: Node] = [:]
     private var stopping = false
     private var signals = 0
@@ -508,27 +507,17 @@ final class ClusterSupervisor: @unchecked Sendable {
         }
     }
 
+    /// SIGKILL to every running node (a second Ctrl-C in `petrel demo`).
+    func killAll() {
+        let pids = locked { nodes.values.compactMap { $0.exited ? nil : $0.process?.processIdentifier } }
+        for pid in pids { kill(pid, SIGKILL) }
+    }
+
     func start(node id: Int) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = layout.brokerArguments(node: id, logLevel: logLevel)
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "PETREL_LOG_LEVEL")  // --log-level decides, for every node alike
-        process.environment = env
-        process.standardInput = FileHandle.nullDevice
-
-        // Our own close-on-exec pipes: no other node inherits a write end (which would keep a
-        // pump from ever seeing end-of-file); the child gets the write ends as its fds 1 and 2.
-        Self.spawnLock.lock()
-        defer { Self.spawnLock.unlock() }
-        var outFDs: [Int32] = [0, 0], errFDs: [Int32] = [0, 0]
-        guard cloexecPipe(&outFDs) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        guard cloexecPipe(&errFDs) == 0 else {
-            close(outFDs[0]); close(outFDs[1])
-            throw POSIXError(.init(rawValue: errno) ?? .EIO)
-        }
-        process.standardOutput = FileHandle(fileDescriptor: outFDs[1], closeOnDealloc: false)
-        process.standardError = FileHandle(fileDescriptor: errFDs[1], closeOnDealloc: false)
+        let process = ChildProcess(executable: executable, arguments: layout.brokerArguments(node: id, logLevel: logLevel),
+                                   environment: env)
         process.terminationHandler = { [weak self] p in self?.exited(node: id, process: p) }
 
         let node = locked { () -> Node in
@@ -538,30 +527,15 @@ final class ClusterSupervisor: @unchecked Sendable {
             return node
         }
         do {
-            try Self.withSignalsUnblocked { try process.run() }
+            try ChildLauncher.launch(process, prefix: "[node \(id)] ")
         } catch {
-            for fd in [outFDs[0], outFDs[1], errFDs[0], errFDs[1]] { close(fd) }
             locked { node.exited = true }
             throw error
         }
-        close(outFDs[1])
-        close(errFDs[1])
-        PrefixedPump(prefix: "[node \(id)] ", readFD: outFDs[0], target: STDOUT_FILENO).start()
-        PrefixedPump(prefix: "[node \(id)] ", readFD: errFDs[0], target: STDERR_FILENO).start()
         ClusterOutput.status("node \(id): pid \(process.processIdentifier), clients 127.0.0.1:\(layout.clientPort(node: id)), controller 127.0.0.1:\(layout.controllerPort(node: id)), data \(layout.nodeDataDir(node: id))")
     }
 
-    /// Children inherit the spawning thread's signal mask (Foundation's Process on Linux does not
-    /// reset it); a thread that had SIGTERM blocked would make a node deaf to our SIGTERM.
-    private static func withSignalsUnblocked<T>(_ body: () throws -> T) rethrows -> T {
-        var empty = sigset_t(), old = sigset_t()
-        sigemptyset(&empty)
-        pthread_sigmask(SIG_SETMASK, &empty, &old)
-        defer { pthread_sigmask(SIG_SETMASK, &old, nil) }
-        return try body()
-    }
-
-    private func exited(node id: Int, process: Process) {
+    private func exited(node id: Int, process: ChildProcess) {
         let (expected, restartDelay) = locked { () -> (Bool, Double?) in
             guard let node = nodes[id], node.process === process else { return (true, nil) }
             node.exited = true
@@ -590,7 +564,7 @@ final class ClusterSupervisor: @unchecked Sendable {
         }
     }
 
-    static func describe(_ process: Process) -> String {
+    static func describe(_ process: ChildProcess) -> String {
         let status = process.terminationStatus
         if process.terminationReason == .uncaughtSignal {
             return "was killed by signal \(status) (\(String(cString: strsignal(status))))"
@@ -602,7 +576,7 @@ final class ClusterSupervisor: @unchecked Sendable {
     /// Returns true when every node ended on SIGTERM.
     @discardableResult
     func stopAll() async -> Bool {
-        let running = locked { () -> [(Int, Process)] in
+        let running = locked { () -> [(Int, ChildProcess)] in
             stopping = true
             return nodes.values.sorted { $0.id < $1.id }.compactMap { n in n.exited ? nil : n.process.map { (n.id, $0) } }
         }
@@ -631,12 +605,4 @@ private func sysWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> 
     #else
     return Darwin.write(fd, buffer, count)
     #endif
-}
-
-/// pipe(2) with FD_CLOEXEC on both ends (pipe2 is not visible from Swift's Glibc module).
-/// Callers hold `ClusterSupervisor.spawnLock`, so no spawn happens between pipe and fcntl.
-private func cloexecPipe(_ fds: inout [Int32]) -> Int32 {
-    guard pipe(&fds) == 0 else { return -1 }
-    for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-    return 0
 }

@@ -10,7 +10,7 @@ struct Petrel: AsyncParsableCommand {
         subcommands: [Demo.self, BrokerCommand.self, ClusterCommand.self, Protocol.self,
                       CollatzProducerCommand.self, ClickHouseSinkCommand.self, AnswersAPICommand.self,
                       TopicsCommand.self, GroupsCommand.self, ProduceCommand.self, ConsumeCommand.self, PerfCommand.self],
-        defaultSubcommand: Demo.self
+        defaultSubcommand: nil
     )
 }
 

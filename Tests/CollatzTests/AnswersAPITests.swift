@@ -1,4 +1,5 @@
-import AnswersAPI
+@testable import AnswersAPI
+import CZlib
 import Collatz
 import Foundation
 import Hummingbird
@@ -61,6 +62,55 @@ struct AnswersAPITests {
                 #expect(XMLDocumentCheck(String(buffer: r.body)).ok)
             }
         }
+    }
+
+    @Test("PNG plots: signature, IHDR, CRCs, rows that inflate to width × height, the line drawn", arguments: [
+        ("/plot/27?format=png", UInt64(27)),
+        ("/plot/12327829503?format=png&scale=log", UInt64(12_327_829_503)),
+        ("/plot/97?format=PNG", UInt64(97)),
+    ])
+    func pngPlot(uri: String, number: UInt64) async throws {
+        try await Self.app(Self.store).test(.router) { client in
+            try await client.execute(uri: uri, method: .get) { r throws in
+                #expect(r.status == .ok)
+                #expect(r.headers[.contentType] == "image/png")
+                let png = try PNGCheck(Array(buffer: r.body))
+                #expect(png.width == 960 && png.height == 540)
+                #expect(png.bitDepth == 8 && png.colorType == 2)
+                // What the SVG draws, at the same places.
+                let chain = try CollatzChain.values(from: UInt128(number)).enumerated().map { ChainStep(step: UInt64($0), value: $1) }
+                let plot = ChainPlot(number: number, steps: chain, logScale: uri.contains("log"))
+                let g = plot.geometry()
+                var onLine = 0
+                for (i, step) in chain.enumerated() {
+                    let x = Int(plot.px(Double(step.step), g)), y = Int(plot.py(g.yValues[i], g))
+                    let p = png.pixel(min(x, png.width - 1), min(y, png.height - 1))
+                    if Int(p.r) + Int(p.g) + Int(p.b) < 3 * 200 { onLine += 1 }
+                }
+                #expect(onLine == chain.count, "\(chain.count - onLine) of \(chain.count) chain points are not drawn")
+                let peak = png.pixel(Int(plot.px(Double(g.peak.step), g)), Int(plot.py(g.peakY, g)))
+                #expect(peak.r > 150 && peak.g < 100 && peak.b < 100, "the peak marker is red: \(peak)")
+                // Title, tick labels and axis labels: dark pixels in their bands.
+                #expect(png.darkPixels(x: 0..<960, y: 10..<35) > 200, "title")
+                #expect(png.darkPixels(x: 110..<930, y: 482..<500) > 50, "x tick labels")
+                #expect(png.darkPixels(x: 0..<100, y: 60..<470) > 100, "y tick labels and the value axis label")
+                #expect(png.darkPixels(x: 440..<560, y: 505..<521) > 20, "the step axis label")
+                // Mostly white background.
+                #expect(png.darkPixels(x: 0..<960, y: 0..<540) < 960 * 540 / 10)
+            }
+        }
+    }
+
+    @Test("the PNG font draws every character the charts use; unknown ones as '?'")
+    func bitmapFont() {
+        for ch in "0123456789.,:-+^()/=?!_' abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" {
+            let rows = BitmapFont.glyph(ch)
+            #expect(rows.count == 7 || rows.count == 9, "\(ch)")
+            #expect(rows.allSatisfy { $0 < 32 }, "\(ch)")
+            #expect(ch == " " || rows.contains { $0 != 0 }, "\(ch)")
+        }
+        #expect(BitmapFont.glyph("€") == BitmapFont.glyph("?"))
+        #expect(BitmapFont.width(of: "abc", scale: 2) == 34)
     }
 
     @Test("pagination: x itself is excluded, next_after walks the pages")
@@ -127,7 +177,8 @@ struct AnswersAPITests {
         ("/plot/0", "at least 1"),
         ("/plot/18446744073709551616", "too large"),
         ("/plot/%F0%9F%90%A6", "decimal integer"),
-        ("/plot/27?format=png", "not supported"),
+        ("/plot/27?format=gif", "not supported"),
+        ("/plot/27?format=png%00", "not supported"),
         ("/plot/27?format=%3Cscript%3E", "not supported"),
         ("/plot/27?scale=cubic", "not supported"),
     ])
@@ -231,3 +282,61 @@ struct XMLDocumentCheck {
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
+
+/// A strict PNG reader for the tests: signature, chunk lengths and CRCs, IHDR, the IDAT stream
+/// inflated with zlib to exactly height rows of 1 + 3 × width bytes, filter type 0.
+struct PNGCheck {
+    struct Invalid: Error, CustomStringConvertible { var description: String }
+
+    var width = 0, height = 0, bitDepth = 0, colorType = 0
+    var rows = [UInt8]()
+
+    init(_ bytes: [UInt8]) throws {
+        guard bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) else { throw Invalid(description: "no PNG signature") }
+        var i = 8
+        var idat = [UInt8]()
+        var types = [String]()
+        func u32(_ at: Int) -> Int { Int(bytes[at]) << 24 | Int(bytes[at + 1]) << 16 | Int(bytes[at + 2]) << 8 | Int(bytes[at + 3]) }
+        while i + 12 <= bytes.count {
+            let length = u32(i)
+            guard i + 12 + length <= bytes.count else { throw Invalid(description: "chunk past the end") }
+            let type = String(decoding: bytes[(i + 4)..<(i + 8)], as: UTF8.self)
+            let data = Array(bytes[(i + 8)..<(i + 8 + length)])
+            let crc = Array(bytes[(i + 4)..<(i + 8 + length)]).withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt($0.count))) }
+            guard crc == UInt32(u32(i + 8 + length)) else { throw Invalid(description: "bad CRC in \(type)") }
+            types.append(type)
+            if type == "IHDR" {
+                width = u32(i + 8)
+                height = u32(i + 12)
+                bitDepth = Int(data[8])
+                colorType = Int(data[9])
+                guard data[10] == 0, data[11] == 0, data[12] == 0 else { throw Invalid(description: "IHDR methods") }
+            } else if type == "IDAT" {
+                idat += data
+            }
+            i += 12 + length
+        }
+        guard types.first == "IHDR", types.last == "IEND", i == bytes.count else { throw Invalid(description: "chunks \(types)") }
+        let stride = 1 + 3 * width
+        var out = [UInt8](repeating: 0, count: stride * height + 1)
+        var outLength = uLong(out.count)
+        let rc = out.withUnsafeMutableBufferPointer { dst in
+            idat.withUnsafeBufferPointer { src in uncompress(dst.baseAddress, &outLength, src.baseAddress, uLong(src.count)) }
+        }
+        guard rc == Z_OK else { throw Invalid(description: "IDAT does not inflate (\(rc))") }
+        guard Int(outLength) == stride * height else { throw Invalid(description: "IDAT inflates to \(outLength) bytes, not \(stride * height)") }
+        for y in 0..<height where out[y * stride] != 0 { throw Invalid(description: "row \(y) filter \(out[y * stride])") }
+        rows = Array(out.prefix(stride * height))
+    }
+
+    func pixel(_ x: Int, _ y: Int) -> (r: UInt8, g: UInt8, b: UInt8) {
+        let i = y * (1 + 3 * width) + 1 + 3 * x
+        return (rows[i], rows[i + 1], rows[i + 2])
+    }
+
+    func darkPixels(x: Range<Int>, y: Range<Int>) -> Int {
+        var n = 0
+        for yy in y { for xx in x { let p = pixel(xx, yy); if Int(p.r) + Int(p.g) + Int(p.b) < 300 { n += 1 } } }
+        return n
+    }
+}

@@ -10,7 +10,7 @@ import Glibc
 /// `petrel clickhouse-sink` instances in one group, and ClickHouse 18.16. One sink is killed
 /// with SIGKILL mid-run and ClickHouse is stopped for a while mid-run; ClickHouse must end with
 /// exactly the produced (number, step, value) set and the answers must match chains computed
-/// here. (A single broker: the three-node cluster is another issue's.)
+/// here. `clusterPipeline` runs the same workers against a three-node cluster (`petrel cluster`).
 @Suite("Collatz pipeline: petrel processes, real ClickHouse", .serialized)
 struct PipelineTests {
     static let petrel: String? = {
@@ -190,5 +190,91 @@ struct PipelineTests {
         #expect(await sinkB.wait(seconds: 30) == 0, "sink B: \(sinkB.diagnosis) \(sinkB.output.suffix(2000))")
         #expect(sinkB.output.contains("clickhouse-sink: stopped"))
         print("pipeline: \(expectedRows) rows from \(numbers.count) chains, exact after a SIGKILLed sink and a ClickHouse outage")
+    }
+
+    @Test("three-node cluster (RF 3, acks=all): two sinks, exactly the produced rows, no duplicate answers",
+          .enabled(if: PipelineTests.available), .timeLimit(.minutes(8)))
+    func clusterPipeline() async throws {
+        guard Self.petrel != nil else { throw ClickHouseTestServer.Missing(description: "missing: the petrel binary") }
+        let clickhouse = try ClickHouseTestServer()
+        defer { clickhouse.stop() }
+        try await clickhouse.start()
+        let dir = clickhouse.directory
+        let base = try DemoCommandTests.freeRange(3)
+        let controller = try DemoCommandTests.freeRange(3, avoiding: Set(base..<(base + 3)))
+        let bootstrap = (0..<3).map { "127.0.0.1:\(base + $0)" }.joined(separator: ",")
+        let cluster = try Child(["cluster", "--nodes", "3", "--data-dir", "\(dir.path)/cluster", "--base-port", "\(base)",
+                                 "--controller-base-port", "\(controller)", "--log-level", "warning"],
+                                log: dir.appendingPathComponent("cluster.log"))
+        defer { cluster.signal(SIGKILL) }
+        let up = Date().addingTimeInterval(90)
+        while !cluster.output.contains("\n\(bootstrap)\n") && Date() < up && cluster.process.isRunning {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        try #require(cluster.output.contains("\n\(bootstrap)\n"), "cluster: \(cluster.output.suffix(3000))")
+
+        let database = "cluster_pipeline"
+        let sinkArgs = ["clickhouse-sink", "--bootstrap-server", bootstrap, "--clickhouse-url", clickhouse.url,
+                        "--clickhouse-database", database, "--batch-rows", "20000", "--flush-interval-ms", "200"]
+        // No sink is killed here: the default session timeout (45 s), so that a loaded machine
+        // (seen: COORDINATOR_NOT_AVAILABLE and rebalances with 6 s) does not churn the group.
+        let sinkA = try Child(sinkArgs, log: dir.appendingPathComponent("sink-a.log"))
+        let sinkB = try Child(sinkArgs, log: dir.appendingPathComponent("sink-b.log"))
+        defer { sinkA.signal(SIGKILL); sinkB.signal(SIGKILL) }
+
+        let chains = 400, seed: UInt64 = 77
+        let producer = try Child(["collatz-producer", "--bootstrap-server", bootstrap, "--replication-factor", "3",
+                                  "--partitions", "4", "--max-chains", "\(chains)", "--seed", "\(seed)"],
+                                 log: dir.appendingPathComponent("producer.log"))
+        #expect(await producer.wait(seconds: 240) == 0, "producer: \(producer.diagnosis) \(producer.output.suffix(2000))")
+
+        var rng = SplitMix64(seed: seed)
+        var numbers = Set<UInt64>()
+        for _ in 0..<chains { numbers.insert(UInt64.random(in: 1...99_999_999_999_999, using: &rng)) }
+        let expected = try InMemoryAnswersStore(startNumbers: numbers)
+        let expectedRows = expected.chains.values.reduce(0) { $0 + $1.count }
+        // The producer published exactly one record per step.
+        #expect(producer.output.contains("records=\(expectedRows) "), "producer: \(producer.output.suffix(1000))")
+
+        let client = ClickHouseClient(configuration: .init(url: clickhouse.url, database: database, requestTimeout: .seconds(5)))
+        func scalar(_ sql: String) async -> Int {
+            let text = try? await client.execute(sql + " FORMAT TabSeparated")
+            return Int(text?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? -1
+        }
+        let drained = Date().addingTimeInterval(240)
+        while await scalar("SELECT count() FROM \(database).data_series FINAL") < expectedRows && Date() < drained {
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(await scalar("SELECT count() FROM \(database).data_series FINAL") == expectedRows,
+                "sink A: \(sinkA.output.suffix(2000)) sink B: \(sinkB.output.suffix(2000))")
+        #expect(await scalar("SELECT count() FROM (SELECT number, step FROM \(database).data_series FINAL GROUP BY number, step HAVING count() > 1)") == 0)
+        let text = try await client.execute("SELECT number, step, value_text FROM \(database).data_series FINAL FORMAT TabSeparated")
+        var stored = [UInt64: [UInt32: UInt128]]()
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: "\t")
+            stored[UInt64(f[0])!, default: [:]][UInt32(f[1])!] = UInt128(decimalDigits: f[2])!
+        }
+        #expect(Set(stored.keys) == numbers)
+        for (n, values) in expected.chains {
+            #expect((0..<values.count).map { stored[n]?[UInt32($0)] } == values.map { Optional($0) }, "chain of \(n)")
+        }
+        // The answers, with no number twice however often a batch was replayed.
+        let store = ClickHouseAnswersStore(client: client, schema: try ClickHouseSchema(database: database))
+        #expect(try await store.longestChain() == expected.longestChain())
+        #expect(try await store.highestValue() == expected.highestValue())
+        for x: UInt128 in [16, 9232, 1] {
+            let got = try await store.numbersPassingThrough(x, after: nil, offset: 0, limit: 10_000)
+            let want = try await expected.numbersPassingThrough(x, after: nil, offset: 0, limit: 10_000)
+            #expect(got == want, "part/\(x)")
+            #expect(Set(got).count == got.count, "part/\(x) lists a number twice")
+        }
+
+        sinkA.signal(SIGTERM)
+        sinkB.signal(SIGTERM)
+        #expect(await sinkA.wait(seconds: 60) == 0, "sink A: \(sinkA.diagnosis) \(sinkA.output.suffix(2000))")
+        #expect(await sinkB.wait(seconds: 60) == 0, "sink B: \(sinkB.diagnosis) \(sinkB.output.suffix(2000))")
+        cluster.signal(SIGTERM)
+        #expect(await cluster.wait(seconds: 60) == 0, "cluster: \(cluster.output.suffix(2000))")
+        print("cluster pipeline: \(expectedRows) rows from \(numbers.count) chains through 3 nodes, exact, no duplicates")
     }
 }
