@@ -171,7 +171,10 @@ actor ClientCore {
                 _ = try await refreshMetadata(topics: [], allowAutoCreate: false)
             }
             let id = metadata.controllerId
-            return try await connection(node: id >= 0 ? id : Self.bootstrapKey)
+            // A controller the metadata names but does not list (KRaft: not registered yet, or
+            // fenced): any broker forwards admin requests to the active controller.
+            guard id >= 0, metadata.brokers[id] != nil else { return try await connection(to: .any) }
+            return try await connection(node: id)
         }
     }
 

@@ -8,8 +8,10 @@ For each broker, started fresh on a free 127.0.0.1 port (scripts/interop/broker.
   1. rebalance: 4 confluent-kafka consumers in one group over a 4-partition topic reach a stable
      assignment; a 5th joins; the time until all 5 have been assigned again (eager protocol,
      heartbeat.interval.ms=500 so that the clients' own wait is small and equal for both).
-  2. commits: 4 consumers of one group, one partition each, commit synchronously in a loop for
-     --seconds; prints commits per second.
+  2. commits: --committers consumers of one group, one partition each, commit synchronously in a
+     loop for --seconds; prints commits per second.  --client python (default): confluent-kafka,
+     one thread each; --client c: scripts/bench/commit_bench.c, librdkafka from C, one thread
+     each (compiled here with cc and Debian's librdkafka-dev), so the client is not the limit.
 Bounded: every wait has a timeout; brokers are stopped at the end (TERM, then KILL).
 """
 import argparse
@@ -135,6 +137,21 @@ def rebalance_time(bootstrap: str) -> float:
     return elapsed
 
 
+def commit_bench_binary() -> str:
+    out = os.path.join(tempfile.mkdtemp(prefix="petrel-commit-bench-"), "commit_bench")
+    subprocess.run(["cc", "-O2", "-o", out, os.path.join(HERE, "commit_bench.c"), "-lrdkafka", "-lpthread"], check=True)
+    return out
+
+
+def commit_rate_c(binary: str, bootstrap: str, seconds: float, committers: int) -> float:
+    topic = create_topic(bootstrap, committers)
+    group = f"bench-commit-{uuid.uuid4().hex[:8]}"
+    out = subprocess.run([binary, bootstrap, topic, group, str(committers), str(seconds)],
+                         capture_output=True, text=True, timeout=seconds + 120)
+    print(f"groups-bench: commit_bench: {out.stdout.strip()} {out.stderr.strip()[-300:]}", flush=True)
+    return float(out.stdout.split()[0]) if out.stdout.strip() else 0.0
+
+
 def commit_rate(bootstrap: str, seconds: float, committers: int = 4) -> float:
     topic = create_topic(bootstrap, committers)
     group = f"bench-commit-{uuid.uuid4().hex[:8]}"
@@ -167,14 +184,18 @@ def main():
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--committers", type=int, default=8, help="consumers committing synchronously, one thread each")
+    parser.add_argument("--client", choices=["python", "c"], default="python",
+                        help="the committers: confluent-kafka threads (python) or librdkafka from C (c)")
     args = parser.parse_args()
+    binary = commit_bench_binary() if args.client == "c" else None
     kinds = [args.only] if args.only else ["tansu", "petrel"]
     results = {}
     for kind in kinds:
         proc, bootstrap = start_broker(kind)
         try:
             times = sorted(rebalance_time(bootstrap) for _ in range(args.runs))
-            rate = commit_rate(bootstrap, args.seconds, args.committers)
+            rate = (commit_rate_c(binary, bootstrap, args.seconds, args.committers) if binary
+                    else commit_rate(bootstrap, args.seconds, args.committers))
             results[kind] = (times[len(times) // 2], times, rate)
             print(f"groups-bench: {kind}: rebalance to 5 members {times[len(times)//2]:.3f} s (runs {', '.join(f'{t:.3f}' for t in times)}), "
                   f"{rate:,.0f} synchronous commits/s from {args.committers} consumers", flush=True)

@@ -46,6 +46,12 @@ final class BrokerRuntime: Sendable {
     /// The active controller (single node: this broker). -1 while none is elected.
     var controllerId: Int32 {
         guard let cluster else { return nodeId }
+        // Clients send admin requests to the node named here, so it must be one they can reach
+        // (a listed broker): the active controller when it is registered and unfenced, else
+        // this node, which forwards to the controller (as KRaft brokers name a live broker).
+        let brokers = metadata.current().brokers
+        if let id = cluster.activeControllerId, brokers[id]?.fenced == false { return id }
+        if brokers[nodeId]?.fenced == false { return nodeId }
         return cluster.activeControllerId ?? -1
     }
     var autoCreateTopicsEnabled: Bool { config.autoCreateTopicsEnable }
