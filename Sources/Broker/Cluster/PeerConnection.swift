@@ -162,9 +162,11 @@ final class PeerDirectory: Sendable {
     private let dataGroup: EventLoopGroup
     private let nodeId: Int32
 
-    /// `eventLoopGroup` carries the quorum's and controller's RPCs ("controller"); `dataGroup`
-    /// the replica fetches and forwarded requests, so that record traffic never delays the
-    /// quorum's messages.
+    /// `eventLoopGroup` carries the quorum's RPCs ("quorum") and the controller's ("controller"),
+    /// each on connections of their own: a node answers one request per connection at a time, so
+    /// a broker registration waiting for its commit must never hold up the Raft fetches that
+    /// commit it. `dataGroup` carries the replica fetches and forwarded requests, so that record
+    /// traffic never delays the quorum's messages.
     init(nodeId: Int32, eventLoopGroup: EventLoopGroup, dataGroup: EventLoopGroup) {
         self.nodeId = nodeId
         self.eventLoopGroup = eventLoopGroup
@@ -178,7 +180,7 @@ final class PeerDirectory: Sendable {
             if let existing = map[key], existing.host == host, existing.port == port { return existing }
             map[key]?.close()
             let c = PeerConnection(nodeId: node, host: host, port: port,
-                                   eventLoop: purpose == "controller" ? eventLoopGroup.next() : dataGroup.next(),
+                                   eventLoop: purpose == "controller" || purpose == "quorum" ? eventLoopGroup.next() : dataGroup.next(),
                                    clientId: "petrel-\(nodeId)-\(purpose)")
             map[key] = c
             return c

@@ -387,7 +387,7 @@ final class QuorumDriver: Sendable {
 
     private func send(_ message: RaftMessage, to node: Int32) {
         guard let voter = voters.first(where: { $0.id == node }) else { return }
-        let connection = peers.connection(to: node, host: voter.host, port: voter.port, purpose: "controller")
+        let connection = peers.connection(to: node, host: voter.host, port: voter.port, purpose: "quorum")
         let future: EventLoopFuture<KafkaResponse>
         switch message {
         case .vote(let r):
@@ -499,7 +499,7 @@ final class QuorumDriver: Sendable {
         }
         guard start, let voter = voters.first(where: { $0.id == leader }) else { return }
         logger.info("metadata quorum: this node's log ends below leader \(leader)'s log start; fetching its snapshot \(MetadataSnapshotFile.name(snapshot))")
-        let connection = peers.connection(to: leader, host: voter.host, port: voter.port, purpose: "controller")
+        let connection = peers.connection(to: leader, host: voter.host, port: voter.port, purpose: "quorum")
         var collected = ByteBuffer()
         func finish(_ failure: String?) {
             if let failure { logger.warning("metadata quorum: snapshot download from node \(leader) failed: \(failure); fetching again") }
