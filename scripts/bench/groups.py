@@ -143,11 +143,26 @@ def commit_bench_binary() -> str:
     return out
 
 
+def wheel_librdkafka_env() -> dict:
+    """The newer librdkafka inside the confluent-kafka wheel (the one the Python clients use;
+    Debian's 2.0.2 never finds Tansu's coordinator), through LD_LIBRARY_PATH: same ABI."""
+    import glob
+    import confluent_kafka
+    env = dict(os.environ)
+    site = os.path.dirname(os.path.dirname(confluent_kafka.__file__))
+    libs = sorted(glob.glob(site + "/confluent_kafka.libs/librdkafka*.so*"))
+    if libs:
+        libdir = tempfile.mkdtemp(prefix="petrel-commit-bench-lib-")
+        os.symlink(libs[0], os.path.join(libdir, "librdkafka.so.1"))
+        env["LD_LIBRARY_PATH"] = libdir + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
+    return env
+
+
 def commit_rate_c(binary: str, bootstrap: str, seconds: float, committers: int) -> float:
     topic = create_topic(bootstrap, committers)
     group = f"bench-commit-{uuid.uuid4().hex[:8]}"
     out = subprocess.run([binary, bootstrap, topic, group, str(committers), str(seconds)],
-                         capture_output=True, text=True, timeout=seconds + 120)
+                         capture_output=True, text=True, timeout=seconds + 120, env=wheel_librdkafka_env())
     print(f"groups-bench: commit_bench: {out.stdout.strip()} {out.stderr.strip()[-300:]}", flush=True)
     return float(out.stdout.split()[0]) if out.stdout.strip() else 0.0
 
