@@ -7,6 +7,10 @@ no pass/fail on timings (exit status 1 only when a run could not be completed).
         sends --rate records/s; failover = kill -> first acknowledgement of a record sent after the
         kill on that partition.  Restart, wait for the ISR, repeat.  Min/median/max over rounds.
 
+    scripts/cluster/bench.py formation --rounds 5
+        start a fresh 3-node cluster --rounds times: seconds until every node lists all three
+        brokers and an active controller (min/median/max).
+
     scripts/cluster/bench.py throughput --records 200000 --size 100
         on a 3-node cluster, RF=3, min.insync.replicas=2: kcat (librdkafka 2.16 from the
         confluent-kafka wheel, as scripts/bench/*.sh) writes --records records as fast as it goes
@@ -341,6 +345,26 @@ def throughput(args) -> int:
     return 0
 
 
+def formation(args) -> int:
+    """Start a fresh 3-node cluster --rounds times; seconds until every node lists all three
+    brokers and an active controller."""
+    times, failed = [], 0
+    for i in range(args.rounds):
+        with Cluster(nodes=3, overrides=args.override, keep=args.keep) as c:
+            c.start()
+            try:
+                t = c.wait_formed(args.timeout)
+                times.append(t)
+                print(f"round {i + 1}: formed in {t:.2f} s", flush=True)
+            except ClusterError as e:
+                failed += 1
+                print(f"round {i + 1}: did not form within {args.timeout:.0f} s: {str(e)[:300]}", flush=True)
+    if times:
+        print(f"\nformation over {len(times)} round(s): min {min(times):.2f} s, median {statistics.median(times):.2f} s, "
+              f"max {max(times):.2f} s; {failed} round(s) did not form", flush=True)
+    return 1 if failed else 0
+
+
 def main() -> int:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -358,7 +382,10 @@ def main() -> int:
     t.add_argument("--client", choices=["kcat", "python"], default="kcat" if shutil.which("kcat") else "python",
                    help="client of the max-rate runs (kcat when installed)")
     t.add_argument("--timeout", type=float, default=600, help="bound of the whole run in seconds (600)")
-    for p in (f, t):
+    fo = sub.add_parser("formation", help="seconds from start to a formed cluster, over fresh clusters")
+    fo.add_argument("--rounds", type=int, default=5)
+    fo.add_argument("--timeout", type=float, default=30, help="bound per round in seconds (30)")
+    for p in (f, t, fo):
         p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")
         p.add_argument("--keep", action="store_true", help="keep the work directories")
     args = ap.parse_args()
@@ -368,6 +395,8 @@ def main() -> int:
     signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(KeyboardInterrupt()))
     log(f"petrel: {petrel_bin()}")
+    if args.cmd == "formation":
+        return formation(args)
     return failover(args) if args.cmd == "failover" else throughput(args)
 
 
