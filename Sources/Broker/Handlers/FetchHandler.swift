@@ -121,9 +121,19 @@ extension RequestRouter {
         if let immediate = attempt(request.maxWaitMs <= 0) {
             return .response(immediate)
         }
+        // Shortly after this broker started leading partitions, a follower that does not fetch
+        // every partition led here with it as a replica has not applied that metadata yet:
+        // answer now, so its next fetch carries them (bounded in time: a follower that can never
+        // fetch one, e.g. a log it cannot open, must not spin).
+        if isFollower, MetadataManager.monotonicMs() - replicas.lastLeadershipGainMs.load(ordering: .acquiring) < 3_000 {
+            let fetched = Set(items.compactMap { w in w.name.map { TopicPartition(topic: $0, partition: w.partition.partition) } })
+            if replicas.ledPartitions(withReplica: replicaId).contains(where: { !fetched.contains($0) }), let now = attempt(true) {
+                return .response(now)
+            }
+        }
         let promise = context.eventLoop.makePromise(of: KafkaResponse.self)
         let partitions = items.compactMap { w in w.name.map { TopicPartition(topic: $0, partition: w.partition.partition) } }
-        let waiter = DelayedFetches.Waiter(eventLoop: context.eventLoop, partitions: partitions, promise: promise, attempt: attempt)
+        let waiter = DelayedFetches.Waiter(eventLoop: context.eventLoop, partitions: partitions, isFollower: isFollower, promise: promise, attempt: attempt)
         replicas.delayedFetches.add(waiter, maxWait: .milliseconds(Int64(request.maxWaitMs)))
         // An append may have landed between the first attempt and registration.
         waiter.tryComplete(force: false)

@@ -10,14 +10,17 @@ final class DelayedFetches: Sendable {
     final class Waiter: Sendable {
         let eventLoop: EventLoop
         let partitions: [TopicPartition]
+        /// A follower's replica fetch (not a consumer's).
+        let isFollower: Bool
         private let attempt: @Sendable (Bool) -> KafkaResponse?
         private let promise: EventLoopPromise<KafkaResponse>
         private let done = Atomic<Bool>(false)
 
-        init(eventLoop: EventLoop, partitions: [TopicPartition], promise: EventLoopPromise<KafkaResponse>,
+        init(eventLoop: EventLoop, partitions: [TopicPartition], isFollower: Bool = false, promise: EventLoopPromise<KafkaResponse>,
              attempt: @escaping @Sendable (Bool) -> KafkaResponse?) {
             self.eventLoop = eventLoop
             self.partitions = partitions
+            self.isFollower = isFollower
             self.promise = promise
             self.attempt = attempt
         }
@@ -50,6 +53,22 @@ final class DelayedFetches: Sendable {
             for tp in waiter.partitions {
                 map[tp]?.removeValue(forKey: ObjectIdentifier(waiter))
                 if map[tp]?.isEmpty == true { map.removeValue(forKey: tp) }
+            }
+        }
+    }
+
+    /// This broker started leading partitions: waiting follower fetches are answered now, so each
+    /// follower's next fetch can carry the new partitions (instead of after replica.fetch.wait.max.ms,
+    /// which every first acks=all write to a new topic would wait for).
+    func completeFollowerFetches() {
+        let followers = waiters.withLock { map -> [Waiter] in
+            var seen = Set<ObjectIdentifier>()
+            return map.values.flatMap(\.values).filter { $0.isFollower && seen.insert(ObjectIdentifier($0)).inserted }
+        }
+        for waiter in followers {
+            waiter.eventLoop.execute { [self] in
+                waiter.tryComplete(force: true)
+                remove(waiter)
             }
         }
     }

@@ -82,6 +82,8 @@ final class Partition: Sendable {
     var highWatermark: Int64 { log.highWatermark }
     var leaderEpoch: Int32 { state.withLock { $0.leaderEpoch } }
     var isLeader: Bool { state.withLock { $0.isLeader } }
+    /// The assigned replicas (from the metadata image).
+    var replicaIds: [Int32] { state.withLock { $0.replicas } }
     /// The leader the metadata names (-1: none), and its epoch.
     var leader: (id: Int32, epoch: Int32) { state.withLock { ($0.leaderId, $0.leaderEpoch) } }
     var isr: [Int32] { state.withLock { $0.isr } }

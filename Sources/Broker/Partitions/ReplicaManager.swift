@@ -39,6 +39,14 @@ final class ReplicaManager: Sendable {
 
     var all: [Partition] { partitions.withLock { Array($0.values) } }
 
+    /// When this broker last started leading a partition (monotonic ms).
+    let lastLeadershipGainMs = Atomic<Int64>(Int64.min / 2)
+
+    /// The partitions this broker leads that have `replica` among their replicas.
+    func ledPartitions(withReplica replica: Int32) -> [TopicPartition] {
+        all.filter { $0.isLeader && $0.replicaIds.contains(replica) }.map(\.topicPartition)
+    }
+
     /// Brings the hosted partitions in line with a new metadata image.
     func apply(_ image: MetadataImage) {
         applyPartitions(image)
@@ -62,6 +70,14 @@ final class ReplicaManager: Sendable {
             }
         }
         let existing = partitions.withLock { $0 }
+        let ledBefore = Set(existing.filter { $0.value.isLeader }.map(\.key))
+        defer {
+            let ledNow = partitions.withLock { $0.filter { $0.value.isLeader }.map(\.key) }
+            if ledNow.contains(where: { !ledBefore.contains($0) }) {
+                lastLeadershipGainMs.store(MetadataManager.monotonicMs(), ordering: .releasing)
+                delayedFetches.completeFollowerFetches()
+            }
+        }
         for (tp, partition) in existing {
             guard let (topic, p) = wanted[tp], topic.id == partition.topicId else {
                 delayedFetches.wake(tp)
