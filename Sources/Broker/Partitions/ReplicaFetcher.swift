@@ -99,7 +99,13 @@ final class ReplicaFetcher: Sendable {
                 switch result {
                 case .success(.fetch(let response)):
                     let progressed = process(response, sent: sentPositions)
-                    if response.errorCode != 0 || !progressed.ok {
+                    if response.errorCode == 0 && !progressed.ok && progressed.metadataLag {
+                        // Leader and follower apply a metadata change a few milliseconds apart
+                        // (a new topic, a new leader epoch): ask again soon, not after the
+                        // whole replica.fetch.backoff.ms, which the first acks=all writes of a
+                        // new topic would wait for.
+                        eventLoop.scheduleTask(in: min(backoff, .milliseconds(20))) { [self] in fetchOnce() }
+                    } else if response.errorCode != 0 || !progressed.ok {
                         eventLoop.scheduleTask(in: backoff) { [self] in fetchOnce() }
                     } else {
                         fetchOnce()
@@ -124,10 +130,13 @@ final class ReplicaFetcher: Sendable {
         if log { logger.warning("\(message)") } else { logger.debug("\(message)") }
     }
 
-    /// Applies one Fetch answer. `ok` is false when every partition failed (back off).
-    private func process(_ response: FetchResponse, sent: [TopicPartition: (offset: Int64, partition: Partition)]) -> (ok: Bool, bytes: Int) {
+    /// Applies one Fetch answer. `ok` is false when every partition failed (back off);
+    /// `metadataLag` when the failures only say that leader and follower disagree on the
+    /// metadata for now (NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, leader epochs).
+    private func process(_ response: FetchResponse, sent: [TopicPartition: (offset: Int64, partition: Partition)]) -> (ok: Bool, bytes: Int, metadataLag: Bool) {
         var anyOk = false
         var bytes = 0
+        var metadataLag = true
         for topic in response.responses {
             for data in topic.partitions {
                 let tp = TopicPartition(topic: topic.topic, partition: data.partitionIndex)
@@ -163,14 +172,18 @@ final class ReplicaFetcher: Sendable {
                         }
                         anyOk = true
                     default:
+                        if ![.notLeaderOrFollower, .unknownTopicOrPartition, .unknownLeaderEpoch, .fencedLeaderEpoch].contains(code) {
+                            metadataLag = false
+                        }
                         logger.debug("replica fetch of \(tp) from \(leaderId): \(code.name)")
                     }
                 } catch {
+                    metadataLag = false
                     logger.error("replica fetch of \(tp) from leader \(leaderId): cannot write the local log: \(error)",
                                  metadata: ["topic": "\(tp.topic)", "partition": "\(tp.partition)"])
                 }
             }
         }
-        return (anyOk, bytes)
+        return (anyOk, bytes, metadataLag)
     }
 }
