@@ -176,6 +176,9 @@ extension RaftNode {
     mutating func resign() {
         guard role == .leader else { return }
         role = .resigned
+        // No longer names itself as leader: a pre-vote answered by "leader 3 is alive" would send
+        // the successors back to following this node for a whole fetch timeout.
+        leaderId = nil
         electionDeadline = now + randomElectionTimeout()
         let successors = otherVoters.sorted {
             (replicas[$0]?.endOffset ?? 0, -$0) > (replicas[$1]?.endOffset ?? 0, -$1)

@@ -32,6 +32,22 @@ import Testing
         }
     }
 
+    /// Graceful shutdown: the leader resigns (EndQuorumEpoch) and a successor leads well within
+    /// one fetch timeout. The resigned leader answers the successor's pre-vote without naming
+    /// itself as leader, so the successor does not go back to following it.
+    @Test func resignedLeaderHandsOverWithinAFractionOfTheFetchTimeout() throws {
+        for seed in 0..<20 {
+            var (simulation, leader) = try stableCluster(seed: UInt64(seed))
+            try simulation.run(untilTime: simulation.now + 500)
+            try simulation.apply(leader, simulation.nodes[simulation.index(leader)]!.handle(.resign, now: simulation.now))
+            let resignedAt = simulation.now
+            try simulation.run(untilTime: resignedAt + 5_000) { sim in sim.leaders.contains { $0 != leader } }
+            let elapsed = simulation.now - resignedAt
+            #expect(simulation.leaders.count == 1 && !simulation.leaders.contains(leader), "seed \(seed)")
+            #expect(elapsed < simulation.config.fetchTimeoutMs / 2, "seed \(seed): hand-over took \(elapsed) ms")
+        }
+    }
+
     /// Pre-vote: a follower partitioned away keeps failing its pre-vote, so it never bumps its
     /// epoch; when it comes back it rejoins the stable leader instead of deposing it.
     @Test(arguments: 0..<20)

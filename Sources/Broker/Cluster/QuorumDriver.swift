@@ -558,13 +558,14 @@ final class QuorumDriver: Sendable {
                     applyLoop.execute { [self] in
                         installImage(image, true)
                         imageApplied.store(snapshot.endOffset, ordering: .releasing)
+                        // Counted once the image (and the stray-log cleanup) is in place.
+                        snapshotState.withLock { $0.installed += 1 }
                     }
                 }
+            } else {
+                snapshotState.withLock { $0.installed += 1 }
             }
-            snapshotState.withLock {
-                $0.installed += 1
-                $0.bytesSinceSnapshot = 0
-            }
+            snapshotState.withLock { $0.bytesSinceSnapshot = 0 }
             logger.notice("metadata quorum: installed snapshot \(MetadataSnapshotFile.name(snapshot)) from the leader (\(records.count) records); fetching the log from offset \(snapshot.endOffset)")
             perform(actions, core: &c)
         }

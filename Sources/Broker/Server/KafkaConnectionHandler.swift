@@ -104,6 +104,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                 let version = request.apiVersion
                 let correlationId = request.header.correlationId
                 let apiKey = request.apiKey
+                let body = request.body
                 // Completed on this channel's event loop: the handler and its context are used
                 // from their own loop only.
                 future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
@@ -114,7 +115,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                         write(context: context, response: response, version: version, correlationId: correlationId)
                     case .failure(let error):
                         requestContext.logger.error("request failed: \(error); answering UNKNOWN_SERVER_ERROR")
-                        write(context: context, response: .errorResponse(apiKey: apiKey, version: version, errorCode: KafkaErrorCode.unknownServerError.rawValue),
+                        write(context: context, response: .refusing(body, version: version, error: .unknownServerError, message: "\(error)"),
                               version: version, correlationId: correlationId)
                     }
                     router.metrics.requestCompleted(apiKey, started: started)

@@ -106,7 +106,15 @@ final class RequestRouter: Sendable {
             }
             if Self.forwarded.contains(context.apiKey), !cluster.isActiveController,
                let forwarded = forward(request, version: context.apiVersion, cluster: cluster) {
-                return .deferred(forwarded.hop(to: context.eventLoop))
+                // The controller went away (or is being replaced) under the request: NOT_CONTROLLER
+                // on every item, which clients retry after refreshing metadata.
+                let version = context.apiVersion
+                let logger = context.logger
+                return .deferred(forwarded.hop(to: context.eventLoop).flatMapErrorThrowing { error in
+                    logger.warning("could not forward \(context.apiKey) to the active controller: \(error); answering NOT_CONTROLLER so the client retries")
+                    return .refusing(request, version: version, error: .notController,
+                                     message: "the active controller could not be reached (\(error)); retry")
+                })
             }
             if Self.controllerBound.contains(context.apiKey) {
                 let future = cluster.controllerPool.runIfActive(eventLoop: context.eventLoop) { [self] () -> HandlerResult in
