@@ -3,6 +3,7 @@
 
     scripts/bench/collatz-pipeline.py                          # 60 s, 2 producers, 2 sinks
     scripts/bench/collatz-pipeline.py --seconds 30 --producers 1 --sinks 1
+    scripts/bench/collatz-pipeline.py --row-at-a-time 0        # without the row-at-a-time phase
     PETREL_BIN=.build/release/petrel scripts/bench/collatz-pipeline.py
 
 Starts, each on free 127.0.0.1 ports and under one temporary directory:
@@ -16,13 +17,34 @@ rate) for --seconds. Then it waits (at most --drain-timeout) until ClickHouse ho
 Prints: producer records/s (records in the topic / producing time), rows/s landed in ClickHouse
 while producing and end to end (every produced row in ClickHouse / time from the first produce to
 the last row landed), and the sink group's lag when the producers stop and at the end.
+
+Then, unless --row-at-a-time 0, the old design's approach on the same cluster, topic and ClickHouse
+(the sinks stopped, at most 30 s allowed for ClickHouse's background merges to finish first): a
+Python consumer (--row-at-a-time-client: kafka-python, as the Python pipeline used, default; or
+confluent-kafka) in a group of its own (`matine-rowwise-<run id>`, auto.offset.reset=earliest,
+auto-commit) that inserts each record with an HTTP POST of its own, `INSERT INTO
+<db>.data_series_rowwise VALUES (...)`, on one keep-alive connection. That table has the sink's
+data_series columns (number UInt64, step UInt32, value Float64, value_text String, timestamp
+DateTime) on a plain MergeTree without the sink's materialized views, so each insert does less
+work than the sink's. It runs for --row-at-a-time seconds from the first record received (the
+topic holds millions of records: it never runs dry), then prints: the group join time (not
+counted), records consumed, HTTP inserts (failed, reconnects, share of the time spent in them: near
+100% means the Kafka client is not the limit), the inserts ClickHouse delayed for too many parts
+(system.events DelayedInserts during the phase) and the table's active parts, rows landed (SELECT count()), row-at-a-time rows/s
+(rows landed / time from the first record to the last insert), and the ratio of the sinks'
+end-to-end rows/s to that, with whether the issue's target (>= 300,000 rows/s end to end and
+>= 100x the row-at-a-time approach) is met.
+
 Everything it started is stopped at the end (SIGTERM, SIGKILL after a grace period), also on
-Ctrl-C or an error.
+Ctrl-C or an error; the row-at-a-time consumer runs in this process and is closed (it leaves its
+group) before that.
 
 The petrel binary: PETREL_BIN, else .build/release/petrel, else `swift build -c release --product
 petrel` is run first (that takes a while).
 """
 import argparse
+import http.client
+import json
 import os
 import re
 import shutil
@@ -32,6 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -174,6 +197,148 @@ def group_offsets(petrel: str, bootstrap: str, group: str, topic: str):
     return (end, lag) if rows else (None, None)
 
 
+# The old design's approach, for comparison: one HTTP request per row ---------------------------
+
+ROWWISE_CLIENTS = ("kafka-python", "confluent-kafka")
+
+
+def rowwise_table_sql(table: str) -> str:
+    """The sink's data_series columns (Sources/Collatz/ClickHouseSchema.swift: exact value as text
+    next to a Float64, since 18.16 has no UInt128), on a plain MergeTree, without the views."""
+    return (f"CREATE TABLE IF NOT EXISTS {table} (number UInt64, step UInt32, value Float64, "
+            f"value_text String, timestamp DateTime) ENGINE = MergeTree() ORDER BY (number, step)")
+
+
+class _KafkaPythonSource:
+    """kafka-python, as the Python pipeline used: KafkaConsumer with its default auto-commit."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str):
+        from kafka import KafkaConsumer
+        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap.split(","), group_id=group,
+                                      auto_offset_reset="earliest", enable_auto_commit=True,
+                                      client_id="collatz-bench-rowwise")
+
+    def poll(self):
+        """A list of (value bytes, timestamp ms)."""
+        out = []
+        for records in self.consumer.poll(timeout_ms=100).values():
+            out.extend((r.value, r.timestamp) for r in records)
+        return out
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class _ConfluentSource:
+    """confluent-kafka (librdkafka), auto-commit as librdkafka's default."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str):
+        from confluent_kafka import Consumer
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                                  "auto.offset.reset": "earliest", "enable.auto.commit": True,
+                                  "client.id": "collatz-bench-rowwise"})
+        self.consumer.subscribe([topic])
+
+    def poll(self):
+        out = []
+        for m in self.consumer.consume(num_messages=500, timeout=0.1):
+            if m.error() is None:
+                out.append((m.value(), m.timestamp()[1]))
+        return out
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class _RowInserter:
+    """One `INSERT INTO table VALUES (...)` per HTTP POST, on one keep-alive connection (reopened
+    when ClickHouse closes an idle one)."""
+
+    def __init__(self, ch_url: str, table: str):
+        u = urllib.parse.urlsplit(ch_url)
+        self.host, self.port, self.table = u.hostname, u.port or 8123, table
+        self.conn = None
+        self.requests = self.errors = self.reconnects = 0
+        self.first_error = None
+
+    def _post(self, body: bytes):
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        self.conn.request("POST", "/", body=body, headers={"Content-Type": "text/plain"})
+        r = self.conn.getresponse()
+        return r.status, r.read()
+
+    def insert(self, number: int, step: int, value: int, timestamp: int) -> None:
+        body = (f"INSERT INTO {self.table} VALUES "
+                f"({number},{step},{float(value)!r},'{value}',{timestamp})").encode()
+        self.requests += 1
+        try:
+            status, answer = self._post(body)
+        except (http.client.RemoteDisconnected, http.client.CannotSendRequest, BrokenPipeError,
+                ConnectionResetError):
+            # An idle keep-alive connection the server closed before reading this request.
+            self.close()
+            self.reconnects += 1
+            status, answer = self._post(body)
+        if status != 200:
+            self.errors += 1
+            if self.first_error is None:
+                self.first_error = f"HTTP {status}: {answer.decode(errors='replace').strip()[:300]}"
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def row_at_a_time(client: str, bootstrap: str, topic: str, group: str, ch_url: str, table: str,
+                  seconds: float, join_timeout: float = 60) -> dict:
+    """The original Python pipeline's consumer: each record is decoded and inserted by an HTTP
+    request of its own. Runs for `seconds` from the first record received (after at most
+    `join_timeout` for the group join and first fetch), then closes the consumer and the
+    connection, also on an error or Ctrl-C. Returns counters and times; the rows landed are
+    counted by the caller."""
+    source = (_KafkaPythonSource if client == "kafka-python" else _ConfluentSource)(bootstrap, topic, group)
+    inserter = _RowInserter(ch_url, table)
+    t_start = time.monotonic()
+    t_first = t_end = None
+    records = 0
+    http_s = 0.0
+    try:
+        deadline = t_start + join_timeout
+        while time.monotonic() < deadline:
+            batch = source.poll()
+            if batch and t_first is None:
+                t_first = time.monotonic()
+                deadline = t_first + seconds
+            for value, ts_ms in batch:
+                if time.monotonic() >= deadline:
+                    break
+                rec = json.loads(value)
+                records += 1
+                h = time.monotonic()
+                inserter.insert(rec["Number"], rec["Step"], rec["Value"], max(0, ts_ms) // 1000)
+                http_s += time.monotonic() - h
+        t_end = time.monotonic()
+    finally:
+        inserter.close()
+        source.close()
+    return {"records": records, "requests": inserter.requests, "errors": inserter.errors,
+            "reconnects": inserter.reconnects, "first_error": inserter.first_error,
+            "join_s": (t_first - t_start) if t_first is not None else None,
+            "window_s": (t_end - t_first) if t_first is not None else 0.0, "http_s": http_s}
+
+
+def wait_for_merges(ch_url: str, timeout: float) -> int:
+    """Waits (at most `timeout`) until ClickHouse runs no background merge; the merges left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = int(clickhouse_query(ch_url, "SELECT count() FROM system.merges").strip())
+        if left == 0 or time.monotonic() > deadline:
+            return left
+        time.sleep(0.5)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60, help="how long the producers run (default 60)")
@@ -183,6 +348,11 @@ def main() -> int:
     ap.add_argument("--batch-rows", type=int, default=100000, help="sink flush size (default 100000)")
     ap.add_argument("--drain-timeout", type=float, default=180, help="seconds to wait for ClickHouse to hold every record")
     ap.add_argument("--clickhouse-url", help="use this ClickHouse instead of starting one")
+    ap.add_argument("--row-at-a-time", type=float, default=30, metavar="SECONDS",
+                    help="then run the old design's consumer (one HTTP INSERT per row) for SECONDS "
+                         "(default 30; 0 = skip)")
+    ap.add_argument("--row-at-a-time-client", choices=ROWWISE_CLIENTS, default="kafka-python",
+                    help="Kafka client of that consumer (default kafka-python, as the Python pipeline)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, data)")
     args = ap.parse_args()
 
@@ -348,7 +518,64 @@ def run(args, petrel: str, work: str, children: Children) -> int:
         print(f"  NOT DRAINED within {args.drain_timeout:.0f} s: {last:,} of {produced:,} rows")
     print(f"  distinct (number, step) rows       {final_rows:,} (FINAL)")
     print(f"  sink lag at the end                {format(lag_end, ',') if lag_end is not None else '?'} records")
-    return 0 if t2 is not None else 1
+    sys.stdout.flush()
+    ok = t2 is not None
+    if args.row_at_a_time > 0:
+        e2e = produced / (t2 - t0) if t2 is not None else None
+        ok = run_row_at_a_time(args, ch_url, bootstrap, topic, database, run_id, e2e) and ok
+    return 0 if ok else 1
+
+
+def run_row_at_a_time(args, ch_url: str, bootstrap: str, topic: str, database: str, run_id: str, e2e) -> bool:
+    """The comparison phase: the old design's consumer on the same cluster and topic."""
+    table = f"{database}.data_series_rowwise"
+    group = f"matine-rowwise-{run_id}"
+    clickhouse_query(ch_url, rowwise_table_sql(table))
+    left = wait_for_merges(ch_url, 30)
+    log(f"row at a time: {args.row_at_a_time_client} consumer (group {group}) for {args.row_at_a_time:.0f} s, "
+        f"one HTTP INSERT per record into {table}"
+        + (f" ({left} ClickHouse merges still running)" if left else ""))
+    def delayed_inserts() -> int:
+        out = clickhouse_query(ch_url, "SELECT sum(value) FROM system.events WHERE event = 'DelayedInserts'")
+        return int(out.strip() or 0)
+
+    delayed0 = delayed_inserts()
+    try:
+        r = row_at_a_time(args.row_at_a_time_client, bootstrap, topic, group, ch_url, table, args.row_at_a_time)
+    except Exception as e:
+        print(f"\nRow at a time: FAILED: {type(e).__name__}: {e}")
+        return False
+    landed = int(clickhouse_query(ch_url, f"SELECT count() FROM {table}").strip())
+    delayed = delayed_inserts() - delayed0
+    db, name = table.split(".")
+    parts = int(clickhouse_query(ch_url, f"SELECT count() FROM system.parts WHERE database = '{db}' "
+                                         f"AND table = '{name}' AND active").strip())
+    window = r["window_s"]
+    rate = landed / window if window > 0 else 0.0
+    print()
+    print(f"Row at a time (the old design's approach), same cluster, topic and ClickHouse: "
+          f"{args.row_at_a_time_client} consumer -> one HTTP POST per row (keep-alive)")
+    if r["join_s"] is None:
+        print(f"  NO RECORD received within 60 s")
+        return False
+    print(f"  group join and first fetch         {r['join_s']:.1f} s (not counted)")
+    print(f"  records consumed                   {r['records']:,} in {window:.1f} s")
+    print(f"  HTTP inserts                       {r['requests']:,} ({r['errors']:,} failed, "
+          f"{r['reconnects']:,} reconnects); {100 * r['http_s'] / window if window else 0:.0f}% of the time in them")
+    print(f"  inserts ClickHouse delayed         {delayed:,} (too many parts); {parts:,} active parts at the end")
+    if r["first_error"]:
+        print(f"  first failed insert                {r['first_error']}")
+    print(f"  rows landed                        {landed:,}")
+    print(f"  row-at-a-time rows/s               {rate:,.1f}")
+    if e2e is not None and rate > 0:
+        ratio = e2e / rate
+        print(f"  Petrel sink end-to-end rows/s / row-at-a-time rows/s   {e2e:,.0f} / {rate:,.1f} = {ratio:,.0f}x")
+        print(f"  target (>= 300,000 rows/s end to end, >= 100x)         "
+              f"{'met' if e2e >= 300000 and ratio >= 100 else 'NOT met'}")
+    else:
+        print(f"  ratio                              ? (the sinks did not drain)" if e2e is None else
+              f"  ratio                              ? (no row landed)")
+    return landed > 0
 
 
 if __name__ == "__main__":
