@@ -204,4 +204,40 @@ struct MetadataSnapshotTests {
         }
         for b in started { await b.shutdown() }
     }
+
+    @Test("metadata.log.max.snapshot.interval.ms: a snapshot is taken by age when the log grows too little to reach the size trigger",
+          .timeLimit(.minutes(2)))
+    func snapshotByAge() async throws {
+        let nodes = try ClusterTests.makeNodes()
+        var started = [PetrelBroker]()
+        defer {
+            for n in nodes { try? FileManager.default.removeItem(atPath: n.directory) }
+        }
+        // Registrations and one topic are all that is written: far below the 20 MiB size
+        // trigger, and nothing more arrives after them.
+        let extra = ["metadata.log.max.snapshot.interval.ms": "1500"]
+        do {
+            for node in nodes {
+                started.append(try await PetrelBroker.start(config: try ClusterTests.config(node, all: nodes, extra: extra), logger: ClusterTests.logger(node)))
+            }
+            _ = try await ClusterTests.eventually(30, "three registered brokers") { () -> Bool? in
+                try await ClusterTests.metadata(nodes[0].port, topic: "none").brokers.count == 3 ? true : nil
+            }
+            _ = try await ClusterTests.eventually(20, "a topic") { () -> Bool? in
+                try await Self.createTopics(nodes[0].port, ["aged"], replicationFactor: 3)
+                return true
+            }
+            _ = try await ClusterTests.eventually(30, "a snapshot written by age on every node") { () -> Bool? in
+                started.allSatisfy { ($0.runtimeForTests.cluster?.driver.snapshotCounts.written ?? 0) > 0 } ? true : nil
+            }
+            for (i, node) in nodes.enumerated() {
+                let snapshots = MetadataSnapshotFile.list(in: node.directory + "/__cluster_metadata-0")
+                #expect(!snapshots.isEmpty, "node \(i + 1) has no snapshot file")
+            }
+        } catch {
+            for b in started { await b.shutdown() }
+            throw error
+        }
+        for b in started { await b.shutdown() }
+    }
 }

@@ -44,6 +44,8 @@ final class QuorumDriver: Sendable {
     /// Snapshots: the size that triggers one, the image to write, and the way to replace the
     /// image with a downloaded one (both used on the apply loop).
     private let snapshotBytes: Int64
+    /// ... or the age of the oldest entry not in a snapshot that triggers one (0: size only).
+    private let snapshotIntervalMs: Int64
     private let currentImage: @Sendable () -> MetadataImage
     /// (image, downloaded from the leader rather than read at start-up)
     private let installImage: @Sendable (MetadataImage, Bool) -> Void
@@ -55,6 +57,11 @@ final class QuorumDriver: Sendable {
     private struct SnapshotState {
         /// Payload bytes applied since the last snapshot.
         var bytesSinceSnapshot: Int64 = 0
+        /// When the first entry not in a snapshot was applied (monotonic ms).
+        var unsnapshottedSinceMs: Int64?
+        /// The last entry applied to the image (a snapshot by age ends there).
+        var lastApplied: EpochEndOffset?
+        var ageTimer: RepeatedTask?
         var writing = false
         /// A FetchSnapshot download in progress.
         var downloading: EpochEndOffset?
@@ -97,11 +104,12 @@ final class QuorumDriver: Sendable {
 
     init(nodeId: Int32, voters: [Voter], clusterId: String, config: RaftConfig, log: LogStorage.PartitionLog, stateFile: String,
          loop: EventLoop, applyLoop: EventLoop, peers: PeerDirectory, requestTimeoutMs: Int, logger: Logger,
-         snapshotBytes: Int, currentImage: @escaping @Sendable () -> MetadataImage,
+         snapshotBytes: Int, snapshotIntervalMs: Int = 0, currentImage: @escaping @Sendable () -> MetadataImage,
          installImage: @escaping @Sendable (MetadataImage, Bool) -> Void,
          apply: @escaping @Sendable ([MetadataRecord], Int64) -> Void) throws {
         self.applyLoop = applyLoop
         self.snapshotBytes = Int64(max(1, snapshotBytes))
+        self.snapshotIntervalMs = Int64(max(0, snapshotIntervalMs))
         self.currentImage = currentImage
         self.installImage = installImage
         self.nodeId = nodeId
@@ -149,6 +157,15 @@ final class QuorumDriver: Sendable {
                 perform(actions, core: &c)
             }
         }
+        // A snapshot by age is also due when no entry arrives any more.
+        if snapshotIntervalMs > 0 {
+            let every = TimeAmount.milliseconds(min(snapshotIntervalMs, 1_000))
+            let timer = applyLoop.scheduleRepeatedTask(initialDelay: every, delay: every) { [self] _ in
+                guard let last = snapshotState.withLock({ $0.lastApplied }) else { return }
+                noteApplied(offset: last.endOffset, epoch: last.epoch, bytes: 0)
+            }
+            snapshotState.withLock { $0.ageTimer = timer }
+        }
     }
 
     /// Graceful leader resignation (EndQuorumEpoch), then stop timers.
@@ -170,6 +187,10 @@ final class QuorumDriver: Sendable {
                 c.waiters = [:]
             }
         }.get()
+        snapshotState.withLock { s in
+            s.ageTimer?.cancel()
+            s.ageTimer = nil
+        }
     }
 
     // MARK: queries
@@ -422,14 +443,25 @@ final class QuorumDriver: Sendable {
 
     // MARK: snapshots
 
-    /// On the apply loop, after the entry at `offset` is in the image: once enough bytes went by,
-    /// writes the image as a snapshot (in the background), then drops the log entries it covers.
+    /// On the apply loop, after the entry at `offset` is in the image: once enough bytes went by
+    /// (`metadata.log.max.record.bytes.between.snapshots`) or the oldest entry not in a snapshot
+    /// is old enough (`metadata.log.max.snapshot.interval.ms`), writes the image as a snapshot
+    /// (in the background), then drops the log entries it covers.
     private func noteApplied(offset: Int64, epoch: Int32, bytes: Int) {
+        let now = MetadataManager.monotonicMs()
         let due = snapshotState.withLock { s -> Bool in
-            s.bytesSinceSnapshot += Int64(bytes)
-            guard s.bytesSinceSnapshot >= snapshotBytes, !s.writing, s.downloading == nil else { return false }
+            if bytes > 0 {
+                s.bytesSinceSnapshot += Int64(bytes)
+                if s.unsnapshottedSinceMs == nil { s.unsnapshottedSinceMs = now }
+                s.lastApplied = EpochEndOffset(epoch: epoch, endOffset: offset)
+            }
+            guard s.unsnapshottedSinceMs != nil else { return false }
+            let bySize = s.bytesSinceSnapshot >= snapshotBytes
+            let byAge = snapshotIntervalMs > 0 && now - (s.unsnapshottedSinceMs ?? now) >= snapshotIntervalMs
+            guard bySize || byAge, !s.writing, s.downloading == nil else { return false }
             s.writing = true
             s.bytesSinceSnapshot = 0
+            s.unsnapshottedSinceMs = nil
             return true
         }
         guard due else { return }
@@ -565,7 +597,10 @@ final class QuorumDriver: Sendable {
             } else {
                 snapshotState.withLock { $0.installed += 1 }
             }
-            snapshotState.withLock { $0.bytesSinceSnapshot = 0 }
+            snapshotState.withLock {
+                $0.bytesSinceSnapshot = 0
+                $0.unsnapshottedSinceMs = nil
+            }
             logger.notice("metadata quorum: installed snapshot \(MetadataSnapshotFile.name(snapshot)) from the leader (\(records.count) records); fetching the log from offset \(snapshot.endOffset)")
             perform(actions, core: &c)
         }

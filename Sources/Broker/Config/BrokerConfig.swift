@@ -60,6 +60,7 @@ public struct BrokerConfig: Sendable, Equatable {
     public private(set) var metadataMaxRetentionBytes: Int
     public private(set) var metadataMaxRetentionMs: Int
     public private(set) var metadataLogMaxRecordBytesBetweenSnapshots: Int
+    public private(set) var metadataLogMaxSnapshotIntervalMs: Int
     public private(set) var metadataMaxIdleIntervalMs: Int
     public private(set) var numRecoveryThreadsPerDataDir: Int
     public private(set) var backgroundThreads: Int
@@ -284,6 +285,7 @@ public struct BrokerConfig: Sendable, Equatable {
         metadataMaxRetentionBytes = try r.int("metadata.max.retention.bytes")
         metadataMaxRetentionMs = try r.int("metadata.max.retention.ms")
         metadataLogMaxRecordBytesBetweenSnapshots = try r.int("metadata.log.max.record.bytes.between.snapshots")
+        metadataLogMaxSnapshotIntervalMs = try r.int("metadata.log.max.snapshot.interval.ms")
         metadataMaxIdleIntervalMs = try r.int("metadata.max.idle.interval.ms")
         numRecoveryThreadsPerDataDir = try r.int("num.recovery.threads.per.data.dir")
         backgroundThreads = try r.int("background.threads")

@@ -114,6 +114,8 @@ public enum ConfigDefinitions {
             doc: "The number of milliseconds to keep a metadata log file or snapshot before deleting it."),
         ConfigDefinition("metadata.log.max.record.bytes.between.snapshots", .long, default: "20971520", .atLeast(1),
             doc: "The maximum number of bytes in the metadata log between the latest snapshot and the high watermark before a new snapshot is taken."),
+        ConfigDefinition("metadata.log.max.snapshot.interval.ms", .long, default: "3600000", .atLeast(0),
+            doc: "The maximum number of milliseconds to wait to generate a snapshot if there are committed records in the log that are not included in the latest snapshot. A value of zero disables time based snapshot generation."),
         ConfigDefinition("metadata.max.idle.interval.ms", .int, default: "500", .atLeast(0),
             doc: "How often the active controller appends no-op records to the metadata log; 0 disables it."),
         ConfigDefinition("num.recovery.threads.per.data.dir", .int, default: "2", .atLeast(1), dynamic: true,

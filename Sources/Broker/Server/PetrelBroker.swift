@@ -97,6 +97,7 @@ public final class PetrelBroker: Sendable {
                 applyLoop: applyGroup.next(),
                 peers: peers, requestTimeoutMs: config.quorumRequestTimeoutMs, logger: logger,
                 snapshotBytes: config.metadataLogMaxRecordBytesBetweenSnapshots,
+                snapshotIntervalMs: config.metadataLogMaxSnapshotIntervalMs,
                 currentImage: { metadata.current() },
                 installImage: { image, fromLeader in
                     metadata.installSnapshotImage(image)
