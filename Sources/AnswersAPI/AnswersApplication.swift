@@ -13,12 +13,17 @@ public struct AnswersAPIConfiguration: Sendable {
     /// `page` × `limit` may not skip more results than this (deep pages: use `after=`).
     public var maxOffset: Int = 1_000_000
     var maxPages: Int { maxOffset + 1 }
+    /// A directory holding Swagger UI's `swagger-ui.css` and `swagger-ui-bundle.js` (any
+    /// swagger-ui-dist folder): `/docs` then loads them from `/docs/...` instead of the CDN.
+    public var swaggerUIDirectory: String?
 
-    public init(host: String = "127.0.0.1", port: Int = 8000, defaultPageSize: Int = 100, maxPageSize: Int = 10_000) {
+    public init(host: String = "127.0.0.1", port: Int = 8000, defaultPageSize: Int = 100, maxPageSize: Int = 10_000,
+                swaggerUIDirectory: String? = nil) {
         self.host = host
         self.port = port
         self.defaultPageSize = defaultPageSize
         self.maxPageSize = maxPageSize
+        self.swaggerUIDirectory = swaggerUIDirectory
     }
 }
 
@@ -31,6 +36,7 @@ public struct AnswersAPIConfiguration: Sendable {
 /// | `GET /part/{x}?page=&limit=&after=` | start numbers ≠ x whose chains pass through x, ascending, paginated |
 /// | `GET /plot/{n}?format=svg&scale=linear` | every step of n's chain as an SVG (or `format=png`: PNG) line chart |
 /// | `GET /openapi.json`, `/docs` | OpenAPI 3.0 document, Swagger UI (assets from a CDN) |
+/// | `GET /docs/{file}` | with `swaggerUIDirectory`: Swagger UI's CSS, JS and icons from there instead |
 /// | `GET /healthz` (`/health`) | 200 when the store answers, 503 otherwise |
 /// | `GET /metrics` | Prometheus text: requests and latency per route |
 ///
@@ -61,9 +67,18 @@ public enum AnswersApplication {
             Response(status: .ok, headers: [.contentType: "application/json"],
                      body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
         }
+        let swaggerPage = OpenAPIDocument.swaggerPage(
+            assetBase: configuration.swaggerUIDirectory == nil ? SwaggerUIAssets.cdnBase : SwaggerUIAssets.localBase)
         router.get("/docs") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.swaggerPage)))
+                     body: .init(byteBuffer: ByteBuffer(string: swaggerPage)))
+        }
+        if let directory = configuration.swaggerUIDirectory {
+            let fileIO = FileIO()
+            router.get("/docs/:file") { _, context in
+                try await SwaggerUIAssets.response(file: context.parameters.get("file"), directory: directory,
+                                                   fileIO: fileIO, context: context)
+            }
         }
         router.get("/") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],

@@ -1,5 +1,6 @@
 /// The hand-written OpenAPI 3.0 description served at `/openapi.json`, the Swagger UI page at
-/// `/docs` (its JavaScript and CSS come from the unpkg CDN: the browser needs internet access)
+/// `/docs` (its JavaScript and CSS come from the unpkg CDN, so the browser needs internet access,
+/// or from `/docs/...` when the API serves them itself: `--swagger-ui-dir`, `SwaggerUIAssets`)
 /// and a small index page at `/`.
 enum OpenAPIDocument {
     static let json = #"""
@@ -102,23 +103,29 @@ enum OpenAPIDocument {
     }
     """#
 
-    static let swaggerPage = #"""
-    <!DOCTYPE html>
-    <html lang="en">
-    <head>
-      <meta charset="utf-8">
-      <title>Petrel answers API</title>
-      <link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css">
-    </head>
-    <body>
-      <div id="swagger-ui"></div>
-      <script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js" crossorigin></script>
-      <script>
-        window.onload = () => { window.ui = SwaggerUIBundle({ url: "openapi.json", dom_id: "#swagger-ui" }); };
-      </script>
-    </body>
-    </html>
-    """#
+    /// The Swagger UI page loading `swagger-ui.css` and `swagger-ui-bundle.js` from `assetBase`
+    /// (`SwaggerUIAssets.cdnBase` or `.localBase`).
+    static func swaggerPage(assetBase: String) -> String {
+        let local = assetBase == SwaggerUIAssets.localBase
+        let icon = local ? "\n  <link rel=\"icon\" type=\"image/png\" href=\"\(assetBase)favicon-32x32.png\" sizes=\"32x32\">" : ""
+        return #"""
+        <!DOCTYPE html>
+        <html lang="en">
+        <head>
+          <meta charset="utf-8">
+          <title>Petrel answers API</title>
+          <link rel="stylesheet" href="\#(assetBase)swagger-ui.css">\#(icon)
+        </head>
+        <body>
+          <div id="swagger-ui"></div>
+          <script src="\#(assetBase)swagger-ui-bundle.js"\#(local ? "" : " crossorigin")></script>
+          <script>
+            window.onload = () => { window.ui = SwaggerUIBundle({ url: "openapi.json", dom_id: "#swagger-ui" }); };
+          </script>
+        </body>
+        </html>
+        """#
+    }
 
     static let indexPage = #"""
     <!DOCTYPE html>

@@ -307,6 +307,9 @@ struct AnswersAPICommand: AsyncParsableCommand {
     var port: String?
     @Option(name: .customLong("log-level"), help: "Log level (env PETREL_LOG_LEVEL; default info).")
     var logLevel: String?
+    @Option(name: .customLong("swagger-ui-dir"),
+            help: "Serve /docs with Swagger UI's swagger-ui.css and swagger-ui-bundle.js from this directory instead of the unpkg CDN, for browsers without internet access (env API_SWAGGER_UI_DIR; default: CDN).")
+    var swaggerUIDir: String?
 
     func run() async throws {
         var common = WorkerCommonOptions()
@@ -316,6 +319,15 @@ struct AnswersAPICommand: AsyncParsableCommand {
         let host = settings.string(host, flagName: "host", env: "API_HOST", default: "127.0.0.1")
         let port = try settings.parse(port, flagName: "port", env: "API_PORT", default: 8000, expected: "a port 0...65535") {
             Int($0).flatMap { (0...65535).contains($0) ? $0 : nil }
+        }
+        let swaggerUI = settings.string(swaggerUIDir, flagName: "swagger-ui-dir", env: "API_SWAGGER_UI_DIR", default: "")
+        if !swaggerUI.isEmpty {
+            let missing = SwaggerUIAssets.missing(in: swaggerUI)
+            guard missing.isEmpty else {
+                let source = swaggerUIDir != nil ? "--swagger-ui-dir" : "API_SWAGGER_UI_DIR"
+                logger.critical("refusing to start: \(source)=\(swaggerUI.debugDescription) lacks \(missing.joined(separator: ", ")) (a swagger-ui-dist folder, e.g. python3 -c 'import swagger_ui_bundle; print(swagger_ui_bundle.swagger_ui_path)')")
+                throw ExitCode(2)
+            }
         }
         let (chConfig, schema) = try clickHouse.configuration(settings)
         let client = ClickHouseClient(configuration: chConfig)
@@ -327,8 +339,10 @@ struct AnswersAPICommand: AsyncParsableCommand {
             logger.notice("api: could not create the ClickHouse tables (the sink will): \(error)")
         }
         let app = AnswersApplication.makeApplication(
-            store: store, configuration: AnswersAPIConfiguration(host: host, port: port), logger: logger)
+            store: store, configuration: AnswersAPIConfiguration(host: host, port: port, swaggerUIDirectory: swaggerUI.isEmpty ? nil : swaggerUI),
+            logger: logger)
         logger.info("api: listening", metadata: ["url": "http://\(host):\(port)/", "docs": "http://\(host):\(port)/docs",
+                                                  "swagger_ui": "\(swaggerUI.isEmpty ? "CDN" : swaggerUI)",
                                                   "clickhouse": "\(chConfig.url)", "database": "\(schema.database)"])
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
