@@ -55,6 +55,7 @@ public final class BrokerConnection: Sendable {
             channel = try await ClientBootstrap(group: group)
                 .connectTimeout(.milliseconds(Int64(configuration.connectTimeoutMs)))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.recvAllocator, value: KafkaFrames.receiveAllocator)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if let sslContext {

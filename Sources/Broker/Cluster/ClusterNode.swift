@@ -39,6 +39,8 @@ final class ClusterNode: Sendable {
     /// has registered this start of the broker.
     let incarnationId = KafkaUUID.random()
     private let state = Mutex(State())
+    /// Run on the controller pool each time this broker (re-)registers.
+    let afterRegistration = Mutex<(@Sendable () -> Void)?>(nil)
 
     private struct State {
         var brokerEpoch: Int64 = -1
@@ -167,6 +169,7 @@ final class ClusterNode: Sendable {
                     $0.brokerEpoch = brokerEpoch
                 }
                 logger.info("registered with the active controller (node \(leader)), broker epoch \(brokerEpoch)")
+                if let hook = afterRegistration.withLock({ $0 }) { controllerPool.submit { _ in hook() } }
             } else if result != .notController {
                 logger.warning("broker registration refused by node \(leader): \(result.name); retrying")
             }

@@ -87,6 +87,7 @@ final class PeerConnection: Sendable {
             let future = ClientBootstrap(group: eventLoop)
                 .connectTimeout(.seconds(2))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.recvAllocator, value: KafkaFrames.receiveAllocator)
                 .channelInitializer { [self] channel in
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations

@@ -13,6 +13,16 @@ final class ProducerIdAllocator: Sendable {
         self.reserve = reserve
     }
 
+    /// Reserves a block now if none is left, so that the first InitProducerId after start-up
+    /// does not wait for the controller (AllocateProducerIds is a metadata commit). Blocks.
+    func prefetch() throws {
+        try block.withLock { b in
+            guard b.next >= b.end else { return }
+            let first = try reserve(blockSize)
+            b = Block(next: first, end: first + blockSize)
+        }
+    }
+
     func next() throws -> Int64 {
         try block.withLock { b in
             if b.next >= b.end {

@@ -154,6 +154,16 @@ public final class PetrelBroker: Sendable {
             config: config, clusterId: clusterId, advertised: advertisedEndpoints,
             metrics: metrics, metadata: metadata, replicas: replicas, cluster: cluster, replicationLoop: group.next(), logger: logger)
         placeholder.set(runtime)
+        if let cluster {
+            let producerIds = runtime.producerIds
+            cluster.afterRegistration.withLock {
+                $0 = {
+                    do { try producerIds.prefetch() } catch {
+                        logger.debug("could not reserve producer ids ahead of time: \(error); InitProducerId will ask the controller")
+                    }
+                }
+            }
+        }
         replicas.attach(runtime: runtime)
         if let cluster {
             cluster.driver.start()

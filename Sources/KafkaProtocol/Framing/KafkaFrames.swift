@@ -40,6 +40,13 @@ public enum KafkaFrames {
     /// The default cap on one frame (Kafka's `socket.request.max.bytes` default, 100 MiB).
     public static let defaultMaxFrameSize = 100 * 1024 * 1024
 
+    /// How much a Kafka connection reads at once: it grows with full reads up to 1 MiB (NIO's
+    /// default stops at 64 KiB), so a large produce request or fetch response arrives in a few
+    /// reads, and is less often copied into a cumulation buffer to be reassembled.
+    public static var receiveAllocator: AdaptiveRecvByteBufferAllocator {
+        AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 1024 * 1024)
+    }
+
     /// Splits one frame off the front of `buffer` if it is complete. Returns the frame body
     /// (without the size prefix) as a slice sharing storage, or nil when more bytes are needed.
     public static func readFrame(from buffer: inout ByteBuffer, maxFrameSize: Int = defaultMaxFrameSize) throws(KafkaProtocolError) -> ByteBuffer? {
