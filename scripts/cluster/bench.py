@@ -7,6 +7,10 @@ no pass/fail on timings (exit status 1 only when a run could not be completed).
         sends --rate records/s; failover = kill -> first acknowledgement of a record sent after the
         kill on that partition.  Restart, wait for the ISR, repeat.  Min/median/max over rounds.
 
+    scripts/cluster/bench.py latency --rates 100000,500000,1000000 --linger-ms 5
+        `petrel perf produce` (acks=all, every 10th record timed) at each rate in turn on one fresh
+        RF=3 topic of a fresh 3-node cluster: reached rate, p50/p99 per rate.
+
     scripts/cluster/bench.py formation --rounds 5
         start a fresh 3-node cluster --rounds times: seconds until every node lists all three
         brokers and an active controller (min/median/max).
@@ -18,7 +22,8 @@ no pass/fail on timings (exit status 1 only when a run could not be completed).
         watermark); then a confluent-kafka producer paced at half the acks=all rate gives the
         produce latency p50/p99 (send -> delivery callback), and `petrel perf produce` (the Swift client,
         which keeps up at rates Python cannot) at the same rate; then the acks=all kcat run on a 1-node
-        cluster with RF=1 and the ratio; then the same kcat run against Tansu 0.6.0 (one node, its
+        cluster with RF=1 and the ratio (the paced petrel perf run uses --latency-linger-ms, default 5);
+        then the same kcat run against Tansu 0.6.0 (one node, its
         memory storage: the peer broker) and the ratios.  --client python uses confluent-kafka for the max runs
         too (then Python's per-record work is usually the limit).
 
@@ -249,12 +254,13 @@ class Tansu:
         self.close()
 
 
-def perf_run(c: Cluster, label: str, topic: str, acks: str, records: int, size: int, rate: float, timeout: float) -> dict:
+def perf_run(c: Cluster, label: str, topic: str, acks: str, records: int, size: int, rate: float, timeout: float,
+             linger_ms: int = 5) -> dict:
     """The Swift client (`petrel perf produce`, HdrHistogram) at a fixed rate: records/s and the
     latency from send to acknowledgement, every 10th record timed."""
     argv = [petrel_bin(), "perf", "produce", "--bootstrap-server", c.bootstrap, "--topic", topic,
             "--num-records", str(records), "--record-size", str(size), "--throughput", f"{rate:.0f}",
-            "--latency-every", "10", "--report-interval-ms", "0", "--producer-props", f"acks={acks}", "linger.ms=5"]
+            "--latency-every", "10", "--report-interval-ms", "0", "--producer-props", f"acks={acks}", f"linger.ms={linger_ms}"]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     row = {"run": label, "client": "petrel perf", "records": records, "failed": 0 if out.returncode == 0 else records,
            "undelivered": 0, "seconds": float("nan"), "rec_s": 0.0, "mb_s": 0.0, "p50_ms": float("nan"),
@@ -300,8 +306,8 @@ def throughput(args) -> int:
             rows.append(produce_run(c, f"3 nodes RF=3 acks=all paced at {half:,.0f} rec/s (half of max)", topic,
                                     args.partitions, "all", n, args.size, half, args.timeout / 4))
             topic = new_topic(c, "half-swift", args.partitions, 3)
-            rows.append(perf_run(c, f"3 nodes RF=3 acks=all paced at {half:,.0f} rec/s (half of max), petrel perf",
-                                 topic, "all", n, args.size, half, args.timeout / 4))
+            rows.append(perf_run(c, f"3 nodes RF=3 acks=all paced at {half:,.0f} rec/s (half of max), petrel perf linger.ms={args.latency_linger_ms}",
+                                 topic, "all", n, args.size, half, args.timeout / 4, args.latency_linger_ms))
         if not args.no_single:
             with Cluster(nodes=1, overrides=args.override, keep=args.keep) as c:
                 c.start()
@@ -365,6 +371,32 @@ def formation(args) -> int:
     return 1 if failed else 0
 
 
+def latency(args) -> int:
+    """`petrel perf produce` at each of --rates on one fresh RF=3 topic of a fresh 3-node cluster,
+    acks=all, every 10th record timed: p50/p99/max per rate (runs in the order given; the first
+    run also pays for the topic's and the client's first seconds)."""
+    rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    rows = []
+    with Cluster(nodes=3, overrides=args.override, keep=args.keep) as c:
+        c.start()
+        c.wait_formed(30)
+        topic = new_topic(c, "latency", args.partitions, 3)
+        for rate in rates:
+            n = int(max(200_000, rate * args.seconds))
+            row = perf_run(c, f"acks=all paced at {rate:,.0f} rec/s, linger.ms={args.linger_ms}", topic, "all", n, args.size,
+                           rate, args.timeout, args.linger_ms)
+            rows.append(row)
+    print()
+    print(f"3 nodes, RF=3, min.insync.replicas=2, acks=all, {args.size} B records, {args.partitions} partition(s), "
+          f"petrel perf (Swift client), linger.ms={args.linger_ms}; latency = send -> acknowledgement")
+    print()
+    print("| target rate | reached rec/s | p50 ms | p99 ms |")
+    print("|---|---|---|---|")
+    for rate, r in zip(rates, rows):
+        print(f"| {rate:,.0f} | {r['rec_s']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
+    return 0 if all(r["failed"] == 0 for r in rows) else 1
+
+
 def main() -> int:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -375,6 +407,8 @@ def main() -> int:
     f.add_argument("--timeout", type=float, default=120, help="bound per round in seconds (120)")
     t = sub.add_parser("throughput", help="acks=all vs acks=1 records/s and latency; single node RF=1")
     t.add_argument("--records", type=int, default=200000)
+    t.add_argument("--latency-linger-ms", type=int, default=5,
+                   help="linger.ms of the paced petrel perf run (default 5, as the max runs)")
     t.add_argument("--size", type=int, default=100, help="value bytes (100)")
     t.add_argument("--partitions", type=int, default=1)
     t.add_argument("--no-single", action="store_true", help="skip the 1-node RF=1 run")
@@ -385,7 +419,14 @@ def main() -> int:
     fo = sub.add_parser("formation", help="seconds from start to a formed cluster, over fresh clusters")
     fo.add_argument("--rounds", type=int, default=5)
     fo.add_argument("--timeout", type=float, default=30, help="bound per round in seconds (30)")
-    for p in (f, t, fo):
+    la = sub.add_parser("latency", help="acks=all produce latency p50/p99 at given rates (petrel perf)")
+    la.add_argument("--rates", default="100000,250000,500000,750000,1000000", help="records/s, comma-separated")
+    la.add_argument("--seconds", type=float, default=4, help="seconds per rate (4)")
+    la.add_argument("--linger-ms", type=int, default=5)
+    la.add_argument("--size", type=int, default=100, help="value bytes (100)")
+    la.add_argument("--partitions", type=int, default=1)
+    la.add_argument("--timeout", type=float, default=120, help="bound per rate in seconds (120)")
+    for p in (f, t, fo, la):
         p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")
         p.add_argument("--keep", action="store_true", help="keep the work directories")
     args = ap.parse_args()
@@ -397,6 +438,8 @@ def main() -> int:
     log(f"petrel: {petrel_bin()}")
     if args.cmd == "formation":
         return formation(args)
+    if args.cmd == "latency":
+        return latency(args)
     return failover(args) if args.cmd == "failover" else throughput(args)
 
 
