@@ -68,6 +68,7 @@ log = _pipeline.log
 petrel_bin = _pipeline.petrel_bin
 free_port = _pipeline.free_port
 clickhouse_query = _pipeline.clickhouse_query
+wait_clickhouse = _pipeline.wait_clickhouse
 clickhouse_config = _pipeline.clickhouse_config
 Children = _pipeline.Children
 
@@ -380,16 +381,7 @@ def run(args, petrel: str, work: str, children: Children, state: dict) -> int:
         children.start("clickhouse", [binary, f"--config-file={config}"])
         ch_url = f"http://127.0.0.1:{port}"
     state["ch_url"] = ch_url
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            clickhouse_query(ch_url, "SELECT 1", timeout=2)
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                sys.exit(f"ClickHouse does not answer at {ch_url}")
-            time.sleep(0.2)
-    version = clickhouse_query(ch_url, "SELECT version()").strip()
+    version = wait_clickhouse(ch_url)
     log(f"ClickHouse {version} at {ch_url}")
     if args.clickhouse_url:
         state["external_db"] = database

@@ -108,6 +108,19 @@ def clickhouse_query(url: str, sql: str, timeout: float = 10) -> str:
         return r.read().decode()
 
 
+def wait_clickhouse(url: str, timeout: float = 60) -> str:
+    """Waits until ClickHouse answers at url (exits the script after timeout); its version."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            clickhouse_query(url, "SELECT 1", timeout=2)
+            return clickhouse_query(url, "SELECT version()").strip()
+        except Exception:
+            if time.monotonic() > deadline:
+                sys.exit(f"ClickHouse does not answer at {url}")
+            time.sleep(0.2)
+
+
 class Children:
     """Child processes in sessions of their own (a Ctrl-C reaches only this script), stopped in
     reverse start order."""
@@ -394,16 +407,7 @@ def run(args, petrel: str, work: str, children: Children) -> int:
         config = clickhouse_config(os.path.join(work, "clickhouse"), port)
         children.start("clickhouse", [binary, f"--config-file={config}"])
         ch_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            clickhouse_query(ch_url, "SELECT 1", timeout=2)
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                sys.exit(f"ClickHouse does not answer at {ch_url}")
-            time.sleep(0.2)
-    version = clickhouse_query(ch_url, "SELECT version()").strip()
+    version = wait_clickhouse(ch_url)
     log(f"ClickHouse {version} at {ch_url}")
 
     # The cluster.

@@ -117,7 +117,7 @@ public enum ConfigDefinitions {
         ConfigDefinition("metadata.log.max.snapshot.interval.ms", .long, default: "3600000", .atLeast(0),
             doc: "The maximum number of milliseconds to wait to generate a snapshot if there are committed records in the log that are not included in the latest snapshot. A value of zero disables time based snapshot generation."),
         ConfigDefinition("metadata.max.idle.interval.ms", .int, default: "500", .atLeast(0),
-            doc: "How often the active controller appends no-op records to the metadata log; 0 disables it."),
+            doc: "Accepted for compatibility and unused: Petrel's controller appends no no-op records (brokers learn that the quorum is alive from their metadata fetches and heartbeats)."),
         ConfigDefinition("num.recovery.threads.per.data.dir", .int, default: "2", .atLeast(1), dynamic: true,
             doc: "The number of threads per data directory used for log recovery at startup and flushing at shutdown."),
         ConfigDefinition("background.threads", .int, default: "10", .atLeast(1), dynamic: true,
