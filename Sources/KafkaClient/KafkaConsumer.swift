@@ -413,13 +413,19 @@ actor ConsumerCore {
         }
     }
 
-    /// One Fetch per leader for the partitions that have no records waiting and no fetch in flight.
+    /// Chunks (fetch answers) a partition may have waiting before it is fetched again: one is
+    /// handed out while the next is fetched (as librdkafka keeps fetching until
+    /// `queued.min.messages`), so the application rarely waits for a round trip.
+    static let maxWaitingChunks = 2
+
+    /// One Fetch per leader for the partitions with few records waiting and no fetch in flight.
     private func issueFetches() async {
         let metadata = await client.core.metadata
         var byLeader: [Int32: [(TopicPartition, Int64, Int)]] = [:]
         var unknownLeader = false
-        let waiting = Set(buffered[bufferedIndex...].map(\.tp))
-        for (tp, s) in partitions where !s.paused && !s.fetching && !waiting.contains(tp) {
+        var waiting: [TopicPartition: Int] = [:]
+        for c in buffered[bufferedIndex...] { waiting[c.tp, default: 0] += 1 }
+        for (tp, s) in partitions where !s.paused && !s.fetching && waiting[tp, default: 0] < Self.maxWaitingChunks {
             guard let offset = s.fetchPosition else { continue }
             guard let leader = metadata.leader(for: tp) else {
                 unknownLeader = true
