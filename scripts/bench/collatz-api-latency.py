@@ -48,7 +48,6 @@ import json
 import multiprocessing
 import os
 import random
-import shutil
 import signal
 import struct
 import sys
@@ -69,6 +68,8 @@ petrel_bin = _pipeline.petrel_bin
 free_port = _pipeline.free_port
 clickhouse_query = _pipeline.clickhouse_query
 wait_clickhouse = _pipeline.wait_clickhouse
+clickhouse_server_binary = _pipeline.clickhouse_server_binary
+report_stopped = _pipeline.report_stopped
 clickhouse_config = _pipeline.clickhouse_config
 Children = _pipeline.Children
 
@@ -347,12 +348,7 @@ def main() -> int:
                 log(f"could not drop {state['external_db']}: {e}")
         for name, proc, _ in reversed(children.procs):
             children.stop(proc, grace=10 if name == "api" else 30)
-        left = [f"{n} (pid {p.pid})" for n, p, _ in children.procs if p.poll() is None]
-        log("stopped everything" + (f"; STILL RUNNING: {left}" if left else ""))
-        if args.keep:
-            log(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        report_stopped(children, work, args.keep)
 
 
 def run(args, petrel: str, work: str, children: Children, state: dict) -> int:
@@ -364,10 +360,7 @@ def run(args, petrel: str, work: str, children: Children, state: dict) -> int:
     if args.clickhouse_url:
         ch_url = args.clickhouse_url
     else:
-        binary = shutil.which("clickhouse-server") or next(
-            (p for p in ("/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server") if os.path.exists(p)), None)
-        if not binary:
-            sys.exit("clickhouse-server is not installed (apt-get install -y clickhouse-server), or pass --clickhouse-url")
+        binary = clickhouse_server_binary()
         port = free_port()
         directory = os.path.join(work, "clickhouse")
         config = clickhouse_config(directory, port)

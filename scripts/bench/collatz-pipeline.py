@@ -108,6 +108,25 @@ def clickhouse_query(url: str, sql: str, timeout: float = 10) -> str:
         return r.read().decode()
 
 
+def clickhouse_server_binary() -> str:
+    """Debian's clickhouse-server, or exits the script saying what to install."""
+    binary = shutil.which("clickhouse-server") or next(
+        (p for p in ("/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server") if os.path.exists(p)), None)
+    if not binary:
+        sys.exit("clickhouse-server is not installed (apt-get install -y clickhouse-server), or pass --clickhouse-url")
+    return binary
+
+
+def report_stopped(children: "Children", work: str, keep: bool) -> None:
+    """After the children were stopped: says whether any survived, then keeps or removes work."""
+    left = [f"{n} (pid {p.pid})" for n, p, _ in children.procs if p.poll() is None]
+    log("stopped everything" + (f"; STILL RUNNING: {left}" if left else ""))
+    if keep:
+        log(f"work directory kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def wait_clickhouse(url: str, timeout: float = 60) -> str:
     """Waits until ClickHouse answers at url (exits the script after timeout); its version."""
     deadline = time.monotonic() + timeout
@@ -386,12 +405,7 @@ def main() -> int:
         return 130
     finally:
         children.stop_all()
-        left = [f"{n} (pid {p.pid})" for n, p, _ in children.procs if p.poll() is None]
-        log("stopped everything" + (f"; STILL RUNNING: {left}" if left else ""))
-        if args.keep:
-            log(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        report_stopped(children, work, args.keep)
 
 
 def run(args, petrel: str, work: str, children: Children) -> int:
@@ -399,10 +413,7 @@ def run(args, petrel: str, work: str, children: Children) -> int:
     if args.clickhouse_url:
         ch_url = args.clickhouse_url
     else:
-        binary = shutil.which("clickhouse-server") or next(
-            (p for p in ("/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server") if os.path.exists(p)), None)
-        if not binary:
-            sys.exit("clickhouse-server is not installed (apt-get install -y clickhouse-server), or pass --clickhouse-url")
+        binary = clickhouse_server_binary()
         port = free_port()
         config = clickhouse_config(os.path.join(work, "clickhouse"), port)
         children.start("clickhouse", [binary, f"--config-file={config}"])

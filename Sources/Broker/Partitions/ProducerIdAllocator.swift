@@ -16,21 +16,20 @@ final class ProducerIdAllocator: Sendable {
     /// Reserves a block now if none is left, so that the first InitProducerId after start-up
     /// does not wait for the controller (AllocateProducerIds is a metadata commit). Blocks.
     func prefetch() throws {
-        try block.withLock { b in
-            guard b.next >= b.end else { return }
-            let first = try reserve(blockSize)
-            b = Block(next: first, end: first + blockSize)
-        }
+        try block.withLock { b in try refillIfEmpty(&b) }
     }
 
     func next() throws -> Int64 {
         try block.withLock { b in
-            if b.next >= b.end {
-                let first = try reserve(blockSize)
-                b = Block(next: first, end: first + blockSize)
-            }
+            try refillIfEmpty(&b)
             defer { b.next += 1 }
             return b.next
         }
+    }
+
+    private func refillIfEmpty(_ b: inout Block) throws {
+        guard b.next >= b.end else { return }
+        let first = try reserve(blockSize)
+        b = Block(next: first, end: first + blockSize)
     }
 }

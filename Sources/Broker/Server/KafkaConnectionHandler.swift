@@ -104,7 +104,9 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                 let version = request.apiVersion
                 let correlationId = request.header.correlationId
                 let apiKey = request.apiKey
-                let body = request.body
+                // Kept only where a refusal names the request's items: a produce request's
+                // records are not held until its acknowledgement for this.
+                let body = KafkaResponse.refusedPerItem.contains(apiKey) ? request.body : nil
                 // Completed on this channel's event loop: the handler and its context are used
                 // from their own loop only.
                 future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
@@ -115,7 +117,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                         write(context: context, response: response, version: version, correlationId: correlationId)
                     case .failure(let error):
                         requestContext.logger.error("request failed: \(error); answering UNKNOWN_SERVER_ERROR")
-                        write(context: context, response: .refusing(body, version: version, error: .unknownServerError, message: "\(error)"),
+                        write(context: context, response: body.map { .refusing($0, version: version, error: .unknownServerError, message: "\(error)") }
+                                  ?? .errorResponse(apiKey: apiKey, version: version, errorCode: KafkaErrorCode.unknownServerError.rawValue),
                               version: version, correlationId: correlationId)
                     }
                     router.metrics.requestCompleted(apiKey, started: started)

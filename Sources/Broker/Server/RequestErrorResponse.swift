@@ -1,6 +1,11 @@
 import KafkaProtocol
 
 extension KafkaResponse {
+    /// The APIs `refusing` answers item by item (the others get the generic refusal).
+    static let refusedPerItem: Set<ApiKey> = [
+        .createTopics, .deleteTopics, .createPartitions, .alterConfigs, .incrementalAlterConfigs, .electLeaders, .describeQuorum,
+    ]
+
     /// A response that refuses `request` as a whole with `error`, with one entry per topic,
     /// partition or resource the request named, so a client sees the error on each item it
     /// asked about (a CreateTopics answer with no topics reads as "nothing failed" to a client).
