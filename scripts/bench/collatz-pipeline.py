@@ -349,7 +349,8 @@ def row_at_a_time(client: str, bootstrap: str, topic: str, group: str, ch_url: s
                 rec = json.loads(value)
                 records += 1
                 h = time.monotonic()
-                inserter.insert(rec["Number"], rec["Step"], rec["Value"], max(0, ts_ms) // 1000)
+                # int(): the values go into SQL text; anything but an integer is refused here.
+                inserter.insert(int(rec["Number"]), int(rec["Step"]), int(rec["Value"]), max(0, ts_ms) // 1000)
                 http_s += time.monotonic() - h
         t_end = time.monotonic()
     finally:
