@@ -193,19 +193,40 @@ public final class BrokerConnection: Sendable {
     func sendProduce(
         acks: Int16, timeoutMs: Int32, topics: [(name: String, partitions: [ProduceFrame.Partition])], answerTimeoutMs: Int
     ) async throws(KafkaClientError) -> ProduceResponse? {
+        try await produceAnswer(writeProduce(acks: acks, timeoutMs: timeoutMs, topics: topics, answerTimeoutMs: answerTimeoutMs))
+    }
+
+    /// A Produce request written, and how to read its answer.
+    struct WrittenProduce: Sendable {
+        var version: Int16
+        /// nil with acks=0 (no answer comes).
+        var answer: EventLoopFuture<ByteBuffer>?
+    }
+
+    /// The first half of `sendProduce`: encodes and writes the request now, so requests reach
+    /// the socket in the order of these calls (from any thread); `produceAnswer` waits for the
+    /// answer.
+    func writeProduce(
+        acks: Int16, timeoutMs: Int32, topics: [(name: String, partitions: [ProduceFrame.Partition])], answerTimeoutMs: Int
+    ) throws(KafkaClientError) -> WrittenProduce {
         let v = try version(for: .produce)
         let frame = try ProduceFrame.encode(
             acks: acks, timeoutMs: timeoutMs, topics: topics, version: v, clientId: clientId, allocator: channel.allocator)
         guard acks != 0 else {
-            do {
-                try await channel.writeAndFlush(
-                    OutboundRequest(frame: frame.head, tail: frame.tail, promise: nil, api: "Produce", timeoutMs: 0)).get()
-            } catch {
-                throw .connectionClosed("\(host):\(port): \(error)")
-            }
-            return nil
+            channel.writeAndFlush(OutboundRequest(frame: frame.head, tail: frame.tail, promise: nil, api: "Produce", timeoutMs: 0), promise: nil)
+            return WrittenProduce(version: v, answer: nil)
         }
-        var answer = try await sendEncoded(frame: frame.head, tail: frame.tail, api: "Produce", timeoutMs: answerTimeoutMs)
+        return WrittenProduce(version: v, answer: write(frame: frame.head, tail: frame.tail, api: "Produce", timeoutMs: answerTimeoutMs))
+    }
+
+    /// The second half: the answer to a `writeProduce` (nil with acks=0).
+    func produceAnswer(_ written: WrittenProduce) async throws(KafkaClientError) -> ProduceResponse? {
+        guard let future = written.answer else { return nil }
+        var answer = try await awaitAnswer(future)
+        return try Self.decodeProduceAnswer(&answer, version: written.version, nodeId: nodeId)
+    }
+
+    private static func decodeProduceAnswer(_ answer: inout ByteBuffer, version v: Int16, nodeId: Int32) throws(KafkaClientError) -> ProduceResponse {
         do {
             _ = try ResponseHeader(from: &answer, version: ApiKey.produce.responseHeaderVersion(for: v))
             return try ProduceResponse(from: &answer, version: v)
@@ -215,6 +236,11 @@ public final class BrokerConnection: Sendable {
     }
 
     private func sendEncoded(frame: ByteBuffer, tail: [ByteBuffer], api: String, timeoutMs: Int?) async throws(KafkaClientError) -> ByteBuffer {
+        try await awaitAnswer(write(frame: frame, tail: tail, api: api, timeoutMs: timeoutMs))
+    }
+
+    /// Writes a request now; its answer (or the connection's failure) completes the future.
+    private func write(frame: ByteBuffer, tail: [ByteBuffer], api: String, timeoutMs: Int?) -> EventLoopFuture<ByteBuffer> {
         let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
         let timeout = timeoutMs ?? requestTimeoutMs
         channel.writeAndFlush(
@@ -222,8 +248,12 @@ public final class BrokerConnection: Sendable {
         ).whenFailure { error in
             promise.fail(KafkaClientError.connectionClosed("\(error)"))
         }
+        return promise.futureResult
+    }
+
+    private func awaitAnswer(_ answer: EventLoopFuture<ByteBuffer>) async throws(KafkaClientError) -> ByteBuffer {
         do {
-            return try await promise.futureResult.get()
+            return try await answer.get()
         } catch let error as KafkaClientError {
             throw error
         } catch {

@@ -37,6 +37,11 @@ public final class KafkaProducer: Sendable {
         /// Keyless records' sticky partition per topic.
         var sticky: [String: Int32] = [:]
         var inFlightPerNode: [Int32: Int] = [:]
+        /// Produce requests are written to a node in the order they were drained (their
+        /// sequence numbers were assigned in that order): the ticket of the next one drained,
+        /// and of the next one allowed to write.
+        var nextTicket: [Int32: UInt64] = [:]
+        var writeTurn: [Int32: UInt64] = [:]
         var senderWaiter: CheckedContinuation<Void, Never>?
         var wakeupPending = false
         var memoryWaiters: [CheckedContinuation<Void, Never>] = []
@@ -412,7 +417,7 @@ public final class KafkaProducer: Sendable {
     private func sendReady() {
         let now = monotonicNanos()
         let maxInFlight = configuration.maxInFlightRequestsPerConnection
-        let drained: [Int32: [ProducerBatch]]
+        let drained: [(node: Int32, batches: [ProducerBatch], ticket: UInt64)]
         var expired: [ProducerBatch] = []
         var rearm: UInt64?
         var missingLeader = false
@@ -434,7 +439,7 @@ public final class KafkaProducer: Sendable {
                         s.bumpingEpoch = true
                         startBump = true
                     }
-                    return [:]
+                    return []
                 }
                 let result = try s.accumulator.drain(
                     leaderOf: { tp in
@@ -444,13 +449,18 @@ public final class KafkaProducer: Sendable {
                     },
                     nodeMayTake: { (inFlight[$0] ?? 0) < maxInFlight },
                     producerId: pid, producerEpoch: epoch, maxBytesPerNode: configuration.maxRequestSize)
-                for (node, _) in result { s.inFlightPerNode[node, default: 0] += 1 }
+                var requests: [(node: Int32, batches: [ProducerBatch], ticket: UInt64)] = []
+                for (node, batches) in result {
+                    s.inFlightPerNode[node, default: 0] += 1
+                    requests.append((node, batches, s.nextTicket[node, default: 0]))
+                    s.nextTicket[node, default: 0] += 1
+                }
                 if let d = s.accumulator.nextLingerDeadline(), d < s.timerArmedUntil {
                     s.timerArmedUntil = d
                     rearm = d > now ? d - now : 0
                 }
                 if missingLeader { s.metadataStale = true }
-                return result
+                return requests
             }
         } catch {
             logger.error("producer: \(error)")
@@ -469,12 +479,28 @@ public final class KafkaProducer: Sendable {
                 self.wakeSender()
             }
         }
-        for (node, batches) in drained {
-            Task { [self] in await self.sendProduce(node: node, batches: batches) }
+        for (node, batches, ticket) in drained {
+            Task { [self] in await self.sendProduce(node: node, batches: batches, ticket: ticket) }
         }
     }
 
-    private func sendProduce(node: Int32, batches: [ProducerBatch]) async {
+    /// Writes a drained request when its turn on the node comes: the tasks that send them may
+    /// run in any order, but the broker must see a partition's sequence numbers in order.
+    private func writeInTurn(node: Int32, ticket: UInt64,
+                             _ write: () throws(KafkaClientError) -> BrokerConnection.WrittenProduce) async throws(KafkaClientError) -> BrokerConnection.WrittenProduce {
+        while true {
+            let outcome = state.withLock { s -> Result<BrokerConnection.WrittenProduce, KafkaClientError>? in
+                guard s.writeTurn[node, default: 0] == ticket else { return nil }
+                s.writeTurn[node, default: 0] += 1
+                // Under the lock: the next ticket cannot write before this one.
+                do throws(KafkaClientError) { return .success(try write()) } catch { return .failure(error) }
+            }
+            if let outcome { return try outcome.get() }
+            await Task.yield()
+        }
+    }
+
+    private func sendProduce(node: Int32, batches: [ProducerBatch], ticket: UInt64) async {
         var order: [String] = []
         var byTopic: [String: [ProduceFrame.Partition]] = [:]
         for b in batches {
@@ -485,11 +511,20 @@ public final class KafkaProducer: Sendable {
         let topics = order.map { (name: $0, partitions: byTopic[$0]!) }
         var results: [TopicPartition: ProduceResponse.PartitionProduceResponse] = [:]
         var requestError: KafkaClientError?
-        do {
-            let connection = try await client.core.connection(to: .node(node))
-            let response = try await connection.sendProduce(
-                acks: configuration.acks.rawValue, timeoutMs: Int32(configuration.requestTimeoutMs), topics: topics,
-                answerTimeoutMs: configuration.requestTimeoutMs + 5_000)
+        do throws(KafkaClientError) {
+            let connection: BrokerConnection
+            do throws(KafkaClientError) {
+                connection = try await client.core.connection(to: .node(node))
+            } catch {
+                // Its turn passes unused, so the node's later requests are not held up.
+                _ = try? await writeInTurn(node: node, ticket: ticket) { () throws(KafkaClientError) in throw error }
+                throw error
+            }
+            let acks = configuration.acks.rawValue, timeoutMs = Int32(configuration.requestTimeoutMs)
+            let written = try await writeInTurn(node: node, ticket: ticket) { () throws(KafkaClientError) in
+                try connection.writeProduce(acks: acks, timeoutMs: timeoutMs, topics: topics, answerTimeoutMs: configuration.requestTimeoutMs + 5_000)
+            }
+            let response = try await connection.produceAnswer(written)
             for t in response?.responses ?? [] {
                 for p in t.partitionResponses { results[TopicPartition(topic: t.name, partition: p.index)] = p }
             }
